@@ -1,1 +1,6 @@
+//! End-to-end tests of the `estafette` binary and the example files. One test binary, a module
+//! per area (as ripgrep does), so the workspace links it once.
 
+mod config;
+mod network;
+mod util;

@@ -1,1 +1,87 @@
-fn main() {}
+//! `estafette`: the one command. Thin: parse arguments, call the libraries, map errors to exit
+//! codes (64 for usage and configuration errors, 1 for everything else).
+
+#![forbid(unsafe_code)]
+
+mod demo;
+mod network;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a bad command line or configuration (sysexits `EX_USAGE`).
+const EX_USAGE: u8 = 64;
+
+/// Estafette: a secure store-and-forward message network for police and judicial bureaus.
+#[derive(Debug, Parser)]
+#[command(name = "estafette", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and manage a network: authority key, CA, roster, bureaus.
+    Network {
+        #[command(subcommand)]
+        command: network::Command,
+    },
+    /// Build the example network (BR, CV, GH, NG) in a directory and exchange sealed packets.
+    Demo {
+        /// Where to build it (default: a fresh temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// An error with its exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: EX_USAGE,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Network { command } => network::run(command),
+        Command::Demo { dir } => demo::run(dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("estafette: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,1 +1,13 @@
-pub fn x() {}
+//! # estafette-node
+//!
+//! The node side of Estafette. So far: the files a node keeps (secrets at mode 0600, refused when
+//! others can read them; public files written atomically) and the network authority's tooling
+//! (`network init`, `add-bureau`, roster loading). The daemon (config, router, delivery engine,
+//! local API) grows here next; see `docs/ARCHITECTURE.md`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod config;
+pub mod files;
+pub mod network;

@@ -29,6 +29,12 @@ impl BureauCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The DNS name in this bureau's TLS certificate: the code in lowercase, then the network,
+    /// e.g. `br.example-net`. Nodes dial each other by this name.
+    pub fn tls_name(&self, network: &NetworkName) -> String {
+        format!("{}.{}", self.0.to_ascii_lowercase(), network.as_str())
+    }
 }
 
 /// A group of bureaus named in the roster, e.g. `CRIMJUST`: 2 to 32 characters of `A-Z`, `0-9`
@@ -72,7 +78,8 @@ macro_rules! name_impls {
     ($t:ty) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                // `pad` honours width and alignment, for tables.
+                f.pad(&self.0)
             }
         }
 
@@ -124,7 +131,7 @@ impl PacketId {
 
 impl fmt::Display for PacketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.pad(&hex::encode(self.0))
     }
 }
 

@@ -57,7 +57,7 @@ macro_rules! public_key_text {
     ($t:ident, $name:literal) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&B64.encode(self.0))
+                f.pad(&B64.encode(self.0))
             }
         }
         impl fmt::Debug for $t {
