@@ -245,7 +245,7 @@ impl NodeConfig {
             why: "not UTF-8 text".into(),
         })?;
         let mut config = Self::from_toml(&text, path)?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
         for p in [
             &mut config.roster,
             &mut config.identity_key,

@@ -15,7 +15,7 @@
 //! inputs, which is what makes the protocol test vectors possible. Reading key files from disk
 //! and checking their permissions is the node's job.
 //!
-//! Main entry points: [`seal`], [`verify`], [`open`], [`Packet::decode`], [`Roster::from_signed`],
+//! Main entry points: [`seal()`], [`verify()`], [`open()`], [`Packet::decode`], [`Roster::from_signed`],
 //! [`Identity`]. `docs/PROTOCOL.md` specifies the bytes.
 
 #![forbid(unsafe_code)]

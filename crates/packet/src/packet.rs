@@ -81,7 +81,7 @@ impl Precedence {
         Self::ALL
             .get(usize::from(b))
             .copied()
-            .ok_or(DecodeError::UnknownValue {
+            .ok_or_else(|| DecodeError::UnknownValue {
                 field: "precedence",
                 got: u32::from(b),
             })
