@@ -1,0 +1,283 @@
+//! The store's guarantees, against a real redb file in a temporary directory.
+
+use estafette_packet::{
+    AuthorityKey, Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter,
+    NetworkName, Packet, PacketId, Precedence, Roster, Suite, seal,
+};
+use rand_core::UnwrapErr;
+
+use super::*;
+
+const NOW: u64 = 1_795_392_000_000;
+const HOUR: u64 = 3_600_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    roster: Roster,
+    br: Identity,
+}
+
+fn code(c: &str) -> BureauCode {
+    BureauCode::new(c).unwrap()
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let mut rng = UnwrapErr(getrandom::SysRng);
+        let network = NetworkName::new("t").unwrap();
+        let _authority = AuthorityKey::generate(network.clone(), &mut rng);
+        let mut roster = Roster::new(network, NOW);
+        let br = Identity::generate(code("BR"), &mut rng);
+        for id in [
+            &br,
+            &Identity::generate(code("GH"), &mut rng),
+            &Identity::generate(code("NG"), &mut rng),
+        ] {
+            roster.bureaus.push(BureauEntry {
+                code: id.code().clone(),
+                name: String::new(),
+                signing_key: id.signing_public(),
+                encryption_key: id.encryption_public(),
+                address: None,
+            });
+        }
+        Self {
+            _dir: dir,
+            path,
+            roster,
+            br,
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.path, StoreOptions::default()).unwrap()
+    }
+
+    fn packet(&self, precedence: Precedence, expires_at_ms: u64) -> Packet {
+        let mut rng = UnwrapErr(getrandom::SysRng);
+        let header = Header {
+            suite: Suite::Ed25519X25519ChaCha20,
+            id: PacketId::random(&mut rng),
+            origin: code("BR"),
+            recipients: vec![code("GH"), code("NG")],
+            created_at_ms: NOW,
+            expires_at_ms,
+            precedence,
+            handling: Handling::default(),
+            kind: Kind::Letter,
+        };
+        let body = Body::Letter(Letter {
+            sender: code("BR"),
+            case_ref: None,
+            subject: "s".into(),
+            in_reply_to: None,
+            content_type: "text/plain".into(),
+            content: b"c".to_vec(),
+        });
+        seal(&self.br, &self.roster, header, &body, &mut rng).unwrap()
+    }
+}
+
+fn seqs(v: &[Stored]) -> Vec<u64> {
+    v.iter().map(|s| s.seq).collect()
+}
+
+fn stored(a: Admission) -> u64 {
+    match a {
+        Admission::Stored(seq) => seq,
+        Admission::Duplicate => panic!("unexpected duplicate"),
+    }
+}
+
+#[test]
+fn outboxes_are_ordered_by_precedence_then_arrival() {
+    let f = Fixture::new();
+    let s = f.store();
+    let cv = [code("CV")];
+    let r1 = stored(
+        s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &cv, false, NOW)
+            .unwrap(),
+    );
+    let f1 = stored(
+        s.admit(&f.packet(Precedence::Flash, NOW + HOUR), &cv, false, NOW)
+            .unwrap(),
+    );
+    let r2 = stored(
+        s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &cv, false, NOW)
+            .unwrap(),
+    );
+    let p1 = stored(
+        s.admit(&f.packet(Precedence::Priority, NOW + HOUR), &cv, false, NOW)
+            .unwrap(),
+    );
+    let f2 = stored(
+        s.admit(&f.packet(Precedence::Flash, NOW + HOUR), &cv, false, NOW)
+            .unwrap(),
+    );
+    assert_eq!(
+        seqs(&s.outbox(&code("CV"), 10).unwrap()),
+        [f1, f2, p1, r1, r2]
+    );
+    assert_eq!(seqs(&s.outbox(&code("CV"), 2).unwrap()), [f1, f2]);
+    assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 5);
+    assert!(s.outbox(&code("GH"), 10).unwrap().is_empty());
+}
+
+#[test]
+fn duplicates_are_stored_once_until_expiry() {
+    let f = Fixture::new();
+    let s = f.store();
+    let p = f.packet(Precedence::Routine, NOW + HOUR);
+    stored(s.admit(&p, &[code("CV")], false, NOW).unwrap());
+    assert_eq!(
+        s.admit(&p, &[code("CV")], false, NOW).unwrap(),
+        Admission::Duplicate
+    );
+    assert_eq!(s.admit(&p, &[], true, NOW).unwrap(), Admission::Duplicate);
+    assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 1);
+    // Still remembered after it has been passed on…
+    let seq = s.outbox(&code("CV"), 1).unwrap()[0].seq;
+    assert!(s.mark_accepted(&code("CV"), seq).unwrap());
+    assert_eq!(
+        s.admit(&p, &[code("CV")], false, NOW).unwrap(),
+        Admission::Duplicate
+    );
+    // …and forgotten once it has expired.
+    s.expire(NOW + HOUR + 1).unwrap();
+    assert!(!s.has_seen(&p.header().origin, &p.header().id).unwrap());
+}
+
+#[test]
+fn a_packet_leaves_when_every_hop_and_the_inbox_are_done() {
+    let f = Fixture::new();
+    let s = f.store();
+    let p = f.packet(Precedence::Routine, NOW + HOUR);
+    let seq = stored(s.admit(&p, &[code("CV"), code("NG")], true, NOW).unwrap());
+    assert!(s.mark_accepted(&code("CV"), seq).unwrap());
+    assert!(
+        !s.mark_accepted(&code("CV"), seq).unwrap(),
+        "accepting twice is a no-op"
+    );
+    assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 0);
+    assert_eq!(s.outbox_depth(&code("NG")).unwrap(), 1);
+    assert!(s.mark_accepted(&code("NG"), seq).unwrap());
+    let inbox = s.inbox().unwrap();
+    assert_eq!(seqs(&inbox), [seq]);
+    assert_eq!(inbox[0].bytes, p.encode());
+    assert!(s.ack_inbox(seq).unwrap());
+    assert!(!s.ack_inbox(seq).unwrap());
+    assert!(s.inbox().unwrap().is_empty());
+    assert!(
+        s.expire(NOW + 2 * HOUR).unwrap().is_empty(),
+        "nothing was left to expire"
+    );
+}
+
+#[test]
+fn what_was_admitted_survives_reopening() {
+    let f = Fixture::new();
+    let p = f.packet(Precedence::Immediate, NOW + HOUR);
+    let seq = {
+        let s = f.store();
+        stored(s.admit(&p, &[code("CV")], true, NOW).unwrap())
+    };
+    let s = f.store();
+    let out = s.outbox(&code("CV"), 10).unwrap();
+    assert_eq!(seqs(&out), [seq]);
+    assert_eq!(out[0].bytes, p.encode());
+    assert_eq!(out[0].entry.precedence, Precedence::Immediate);
+    assert_eq!(seqs(&s.inbox().unwrap()), [seq]);
+    assert_eq!(
+        s.admit(&p, &[code("CV")], false, NOW).unwrap(),
+        Admission::Duplicate
+    );
+    // Sequence numbers keep increasing across restarts.
+    let next = stored(
+        s.admit(
+            &f.packet(Precedence::Routine, NOW + HOUR),
+            &[code("CV")],
+            false,
+            NOW,
+        )
+        .unwrap(),
+    );
+    assert!(next > seq);
+}
+
+#[test]
+fn expiry_drops_what_is_undelivered_and_keeps_the_inbox() {
+    let f = Fixture::new();
+    let s = f.store();
+    let soon = f.packet(Precedence::Routine, NOW + HOUR);
+    let later = f.packet(Precedence::Routine, NOW + 2 * HOUR);
+    let a = stored(
+        s.admit(&soon, &[code("CV"), code("NG")], true, NOW)
+            .unwrap(),
+    );
+    let b = stored(s.admit(&later, &[code("CV")], false, NOW).unwrap());
+    assert!(s.mark_accepted(&code("NG"), a).unwrap());
+
+    assert!(
+        s.expire(NOW + HOUR).unwrap().is_empty(),
+        "not expired at its expiry instant"
+    );
+    let dropped = s.expire(NOW + HOUR + 1).unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].seq, a);
+    assert_eq!(dropped[0].entry.pending_hops, [code("CV")]);
+    assert_eq!(dropped[0].bytes, soon.encode());
+    assert_eq!(seqs(&s.outbox(&code("CV"), 10).unwrap()), [b]);
+    assert_eq!(
+        seqs(&s.inbox().unwrap()),
+        [a],
+        "a delivered copy stays in the inbox"
+    );
+    assert!(
+        s.expire(NOW + HOUR + 1).unwrap().is_empty(),
+        "expiring is idempotent"
+    );
+}
+
+#[test]
+fn refusals_are_named() {
+    let f = Fixture::new();
+    let p = f.packet(Precedence::Routine, NOW + HOUR);
+    let small = Store::open(
+        &f.path,
+        StoreOptions {
+            max_packet_size: 100,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        small.admit(&p, &[code("CV")], false, NOW),
+        Err(StoreError::TooLarge { max: 100, .. })
+    ));
+    drop(small);
+    assert!(matches!(
+        f.store().admit(&p, &[], false, NOW),
+        Err(StoreError::NoDestination)
+    ));
+}
+
+#[test]
+fn an_unknown_layout_is_refused() {
+    let f = Fixture::new();
+    drop(f.store());
+    {
+        let db = Database::create(&f.path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_LAYOUT, 99)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert!(matches!(
+        Store::open(&f.path, StoreOptions::default()),
+        Err(StoreError::UnknownLayout { found: 99, .. })
+    ));
+}
