@@ -2,5 +2,6 @@
 //! per area (as ripgrep does), so the workspace links it once.
 
 mod config;
+mod net;
 mod network;
 mod util;

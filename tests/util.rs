@@ -49,3 +49,56 @@ pub(crate) fn fails(out: &Output, code: i32) -> String {
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     err
 }
+
+/// A fresh network in a temporary directory, made through the library.
+pub(crate) struct TestNet {
+    pub(crate) _tmp: tempfile::TempDir,
+    pub(crate) dir: estafette_node::network::NetworkDir,
+}
+
+impl TestNet {
+    /// A network named `name` with the given bureaus, all in group CRIMJUST.
+    pub(crate) fn new(name: &str, codes: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = estafette_node::network::NetworkDir::new(tmp.path().join(name));
+        let now = std::time::SystemTime::now();
+        dir.init(name, now, 30).expect("init");
+        for c in codes {
+            dir.add_bureau(
+                &estafette_node::network::NewBureau {
+                    code: estafette_packet::BureauCode::new(c).expect("code"),
+                    name: None,
+                    address: None,
+                    groups: vec![estafette_packet::GroupName::new("CRIMJUST").expect("group")],
+                    cert_days: 30,
+                },
+                now,
+            )
+            .expect("add bureau");
+        }
+        Self { _tmp: tmp, dir }
+    }
+
+    pub(crate) fn roster(&self) -> estafette_packet::Roster {
+        self.dir.roster().expect("roster")
+    }
+
+    pub(crate) fn tls(&self, code: &str) -> estafette_net::TlsIdentity {
+        let b = self
+            .dir
+            .bureau_dir(&estafette_packet::BureauCode::new(code).expect("code"));
+        estafette_node::network::load_tls(
+            &self.dir.ca_cert_path(),
+            &b.join("tls.pem"),
+            &b.join("tls.key"),
+        )
+        .expect("tls")
+    }
+}
+
+/// Bounds a future: tests never wait forever.
+pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
+}

@@ -87,6 +87,14 @@ pub enum NetworkError {
         /// What is wrong.
         source: RosterError,
     },
+    /// A PEM file does not hold what it should.
+    #[error("{path}: {why}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// Certificate generation failed.
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
@@ -311,6 +319,42 @@ pub fn load_identity(path: &Path) -> Result<Identity, NetworkError> {
     Identity::from_key_file(&text).map_err(|source| NetworkError::KeyFile {
         path: path.to_owned(),
         source,
+    })
+}
+
+/// Reads a node's TLS material: the network CA, its certificate chain, and its private key
+/// (refused when group- or world-readable).
+pub fn load_tls(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<estafette_net::TlsIdentity, NetworkError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |path: &Path, what: &str, e: rustls::pki_types::pem::Error| NetworkError::Pem {
+        path: path.to_owned(),
+        why: format!("{what}: {e}"),
+    };
+    let ca_pem = files::read_public(ca, MAX_KEY_FILE)?;
+    let ca_der =
+        CertificateDer::from_pem_slice(&ca_pem).map_err(|e| pem(ca, "CA certificate", e))?;
+    let cert_pem = files::read_public(cert, MAX_KEY_FILE)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(cert, "certificate", e))?;
+    if chain.is_empty() {
+        return Err(NetworkError::Pem {
+            path: cert.to_owned(),
+            why: "no certificate in the file".into(),
+        });
+    }
+    let key_pem = files::read_secret(key, MAX_KEY_FILE)?;
+    let key_der =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| pem(key, "private key", e))?;
+    Ok(estafette_net::TlsIdentity {
+        ca: ca_der,
+        chain,
+        key: key_der,
     })
 }
 
