@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use estafette_packet::{BureauCode, Packet, PacketId, Precedence};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,7 @@ const EXPIRY: TableDefinition<(u64, u64), ()> = TableDefinition::new("expiry-1")
 const DEDUP: TableDefinition<(&str, [u8; 16]), u64> = TableDefinition::new("dedup-1");
 const DEDUP_EXPIRY: TableDefinition<(u64, &str, [u8; 16]), ()> =
     TableDefinition::new("dedup-expiry-1");
+const STATUS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("status-1");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const META_LAYOUT: &str = "layout";
@@ -131,6 +133,17 @@ pub struct Entry {
     pub in_inbox: bool,
 }
 
+/// What the store holds, for status and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Packets stored.
+    pub packets: u64,
+    /// Packets in the local inbox.
+    pub inbox: u64,
+    /// Packets waiting per next hop (peer code, count), in code order.
+    pub outbox: Vec<(String, u64)>,
+}
+
 /// The outcome of [`Store::admit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -161,6 +174,41 @@ pub struct Expired {
     pub entry: Entry,
     /// The packet's encoding, to build a non-delivery report from.
     pub bytes: Vec<u8>,
+}
+
+/// Where a packet this node originated stands, per recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginStatus {
+    /// When it was submitted, ms since the epoch.
+    pub submitted_at_ms: u64,
+    /// When it expires.
+    pub expires_at_ms: u64,
+    /// The packet's digest, which receipts must name.
+    pub digest: [u8; 32],
+    /// Every recipient and how far the packet got towards it.
+    pub recipients: Vec<(BureauCode, Progress)>,
+}
+
+/// How far a packet got towards one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Progress {
+    /// Queued here, not yet taken by the next hop.
+    Queued,
+    /// Taken (stored durably) by the next hop.
+    Forwarded {
+        /// When.
+        at_ms: u64,
+    },
+    /// Delivered: the recipient's signed receipt was verified.
+    Delivered {
+        /// Delivery time the receipt states.
+        at_ms: u64,
+    },
+    /// Not delivered: expired, refused, or no route; a non-delivery report or this node said so.
+    Failed {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The durable store of one node.
@@ -238,6 +286,7 @@ impl Store {
             txn.open_table(EXPIRY).map_err(db_err("open"))?;
             txn.open_table(DEDUP).map_err(db_err("open"))?;
             txn.open_table(DEDUP_EXPIRY).map_err(db_err("open"))?;
+            txn.open_table(STATUS).map_err(db_err("open"))?;
         }
         txn.commit().map_err(db_err("open"))?;
         Ok(store)
@@ -576,6 +625,73 @@ impl Store {
         }
         txn.commit().map_err(db_err(op))?;
         Ok(dropped)
+    }
+
+    /// Records (or replaces) the status of a packet this node originated.
+    pub fn put_status(&self, id: &PacketId, status: &OriginStatus) -> Result<(), StoreError> {
+        let op = "write status";
+        let txn = self.begin(op)?;
+        let bytes = postcard::to_stdvec(status).unwrap_or_default();
+        txn.open_table(STATUS).map_err(db_err(op))?.insert(id.0, bytes.as_slice()).map_err(db_err(op))?;
+        txn.commit().map_err(db_err(op))?;
+        Ok(())
+    }
+
+    /// Updates the status of packet `id` with `change`, in one transaction. Returns the new
+    /// status, or `None` if this node has no status for `id` (it did not originate it).
+    pub fn update_status(
+        &self,
+        id: &PacketId,
+        change: impl FnOnce(&mut OriginStatus),
+    ) -> Result<Option<OriginStatus>, StoreError> {
+        let op = "update status";
+        let txn = self.begin(op)?;
+        let updated = {
+            let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
+            let current = table.get(id.0).map_err(db_err(op))?.map(|v| {
+                postcard::from_bytes::<OriginStatus>(v.value())
+                    .map_err(|source| StoreError::Corrupt { what: "status", seq: 0, source })
+            });
+            let Some(current) = current else { return Ok(None) };
+            let mut status = current?;
+            change(&mut status);
+            let bytes = postcard::to_stdvec(&status).unwrap_or_default();
+            table.insert(id.0, bytes.as_slice()).map_err(db_err(op))?;
+            status
+        };
+        txn.commit().map_err(db_err(op))?;
+        Ok(Some(updated))
+    }
+
+    /// The status of a packet this node originated.
+    pub fn status(&self, id: &PacketId) -> Result<Option<OriginStatus>, StoreError> {
+        let op = "read status";
+        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let table = txn.open_table(STATUS).map_err(db_err(op))?;
+        let found = table.get(id.0).map_err(db_err(op))?;
+        found
+            .map(|v| {
+                postcard::from_bytes(v.value()).map_err(|source| StoreError::Corrupt { what: "status", seq: 0, source })
+            })
+            .transpose()
+    }
+
+    /// Counts of what the store holds: packets queued per next hop, inbox size, statuses.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let op = "count";
+        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let mut counts = Counts::default();
+        for item in txn.open_table(OUTBOX).map_err(db_err(op))?.iter().map_err(db_err(op))? {
+            let (k, _) = item.map_err(db_err(op))?;
+            let peer = k.value().0.to_owned();
+            match counts.outbox.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, n)) => *n += 1,
+                None => counts.outbox.push((peer, 1)),
+            }
+        }
+        counts.inbox = txn.open_table(INBOX).map_err(db_err(op))?.len().map_err(db_err(op))?;
+        counts.packets = txn.open_table(PACKETS).map_err(db_err(op))?.len().map_err(db_err(op))?;
+        Ok(counts)
     }
 
     /// Whether `(origin, id)` is remembered (for tests and status).

@@ -281,3 +281,36 @@ fn an_unknown_layout_is_refused() {
         Err(StoreError::UnknownLayout { found: 99, .. })
     ));
 }
+
+#[test]
+fn origin_status_is_kept_and_updated() {
+    let f = Fixture::new();
+    let s = f.store();
+    let id = PacketId([3; 16]);
+    assert_eq!(s.status(&id).unwrap(), None);
+    assert_eq!(s.update_status(&id, |_| {}).unwrap(), None);
+    let status = OriginStatus {
+        submitted_at_ms: NOW,
+        expires_at_ms: NOW + HOUR,
+        digest: [9; 32],
+        recipients: vec![(code("GH"), Progress::Queued), (code("NG"), Progress::Queued)],
+    };
+    s.put_status(&id, &status).unwrap();
+    let updated = s
+        .update_status(&id, |st| st.recipients[0].1 = Progress::Delivered { at_ms: NOW + 5 })
+        .unwrap()
+        .unwrap();
+    drop(s);
+    assert_eq!(f.store().status(&id).unwrap(), Some(updated));
+}
+
+#[test]
+fn counts() {
+    let f = Fixture::new();
+    let s = f.store();
+    s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &[code("CV"), code("NG")], true, NOW).unwrap();
+    s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &[code("CV")], false, NOW).unwrap();
+    let c = s.counts().unwrap();
+    assert_eq!((c.packets, c.inbox), (2, 1));
+    assert_eq!(c.outbox, [("CV".to_owned(), 2), ("NG".to_owned(), 1)]);
+}
