@@ -38,8 +38,12 @@ pub const DEFAULT_HOP_LIMIT: u8 = 8;
 const MAX_WRAPPED_ENTRY: usize = 1 + crate::code::MAX_CODE_LEN + ENC_LEN + 1 + WRAPPED_KEY_LEN;
 /// Largest encoded list of wrapped keys (a varint count, then the entries).
 const MAX_KEYS_SIZE: usize = 3 + MAX_RECIPIENTS * MAX_WRAPPED_ENTRY;
-/// Largest encoded route.
-const MAX_ROUTE_SIZE: usize = 2 + MAX_HOPS as usize * (1 + crate::code::MAX_CODE_LEN);
+/// Largest encoded route: hop limit, hops, and targets.
+const MAX_ROUTE_SIZE: usize = 1
+    + 3
+    + MAX_HOPS as usize * (1 + crate::code::MAX_CODE_LEN)
+    + 3
+    + MAX_RECIPIENTS * (1 + crate::code::MAX_CODE_LEN);
 
 /// The cipher suite: which algorithms seal, wrap and sign the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,33 +299,40 @@ struct WrappedKeyWire {
     wrapped: Vec<u8>,
 }
 
-/// The unsigned trailer that relays update: how many more hops are allowed and who has carried
-/// the packet so far.
+/// The unsigned trailer that relays update: how many more hops are allowed, who has carried this
+/// copy so far, and which recipients this copy is meant to reach.
+///
+/// A diffusion is one packet, fanned out per next hop: each copy's `targets` are the recipients
+/// reached through that hop, so a node forwards a copy only towards its own targets, never back
+/// towards recipients another copy serves.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     /// Hops the packet may still take; a relay refuses a packet whose limit is 0.
     pub hop_limit: u8,
     /// Nodes that have forwarded it, oldest first (at most [`MAX_HOPS`]).
     pub hops: Vec<BureauCode>,
-}
-
-impl Default for Route {
-    fn default() -> Self {
-        Self {
-            hop_limit: DEFAULT_HOP_LIMIT,
-            hops: Vec::new(),
-        }
-    }
+    /// The recipients this copy is for: a non-empty subset of the header's recipients.
+    pub targets: Vec<BureauCode>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct RouteWire {
     hop_limit: u8,
     hops: Vec<String>,
+    targets: Vec<String>,
 }
 
 impl Route {
-    fn decode(bytes: &[u8]) -> Result<(Self, usize), DecodeError> {
+    /// A route for a fresh packet: the default hop limit, no hops, every recipient a target.
+    pub fn new(header: &Header) -> Self {
+        Self {
+            hop_limit: DEFAULT_HOP_LIMIT,
+            hops: Vec::new(),
+            targets: header.recipients.clone(),
+        }
+    }
+
+    fn decode(bytes: &[u8], header: &Header) -> Result<(Self, usize), DecodeError> {
         let window = &bytes[..bytes.len().min(MAX_ROUTE_SIZE)];
         let (w, used): (RouteWire, usize) = take(window, bytes.len(), "route", MAX_ROUTE_SIZE)?;
         if w.hop_limit > MAX_HOPS {
@@ -343,10 +354,28 @@ impl Route {
             .iter()
             .map(|h| code("route hop", h))
             .collect::<Result<_, _>>()?;
+        let targets: Vec<BureauCode> = w
+            .targets
+            .iter()
+            .map(|t| code("route target", t))
+            .collect::<Result<_, _>>()?;
+        if targets.is_empty() {
+            return Err(DecodeError::Rule {
+                rule: "a route names at least one target",
+            });
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if !header.recipients.contains(t) || targets[..i].contains(t) {
+                return Err(DecodeError::Rule {
+                    rule: "route targets are distinct recipients of the packet",
+                });
+            }
+        }
         Ok((
             Self {
                 hop_limit: w.hop_limit,
                 hops,
+                targets,
             },
             used,
         ))
@@ -405,7 +434,7 @@ impl Packet {
             });
         }
         let layout = Self::layout(bytes)?;
-        let (route, used) = Route::decode(&bytes[layout.signed_len..])?;
+        let (route, used) = Route::decode(&bytes[layout.signed_len..], &layout.header)?;
         let trailing = bytes.len() - layout.signed_len - used;
         if trailing != 0 {
             return Err(DecodeError::TrailingBytes {
@@ -515,6 +544,7 @@ impl Packet {
         let wire = RouteWire {
             hop_limit: self.route.hop_limit,
             hops: self.route.hops.iter().map(ToString::to_string).collect(),
+            targets: self.route.targets.iter().map(ToString::to_string).collect(),
         };
         to_vec(&wire)
     }

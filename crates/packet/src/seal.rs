@@ -105,7 +105,8 @@ pub fn seal(
         &[&header_bytes, &body_digest],
     );
     signed.extend_from_slice(&signature);
-    Ok(Packet::from_signed(signed, Route::default())?)
+    let route = Route::new(&header);
+    Ok(Packet::from_signed(signed, route)?)
 }
 
 /// Checks what anyone holding the roster can check (relays, recipients, auditors): the origin is

@@ -548,7 +548,8 @@ proptest! {
     ) {
         let net = Net::new(&["BR", "GH", "NG"]);
         let mut p = net.seal("BR", &["GH", "NG"], letter("BR", &content), &mut SeededRng::new(seed));
-        p.route = Route { hop_limit, hops };
+        let targets = p.route.targets.clone();
+        p.route = Route { hop_limit, hops, targets };
         let bytes = p.encode();
         prop_assert_eq!(bytes.len(), p.encoded_len());
         let back = Packet::decode(&bytes, &Limits::default()).unwrap();
@@ -575,5 +576,25 @@ proptest! {
         if let Ok(q) = Packet::decode(&b, &Limits::default()) {
             prop_assert!(verify(&q, &net.roster, util::NOW).is_err());
         }
+    }
+}
+
+#[test]
+fn route_targets_must_be_distinct_recipients() {
+    let net = Net::new(&["BR", "GH", "NG"]);
+    let p = net.seal("BR", &["GH"], letter("BR", b"x"), &mut SeededRng::new(17));
+    for targets in [vec![], vec!["NG"], vec!["GH", "GH"]] {
+        let mut q = p.clone();
+        q.route.targets = targets
+            .iter()
+            .map(|c| BureauCode::new(c).unwrap())
+            .collect();
+        assert!(
+            matches!(
+                Packet::decode(&q.encode(), &Limits::default()),
+                Err(DecodeError::Rule { .. })
+            ),
+            "{targets:?}"
+        );
     }
 }

@@ -632,7 +632,10 @@ impl Store {
         let op = "write status";
         let txn = self.begin(op)?;
         let bytes = postcard::to_stdvec(status).unwrap_or_default();
-        txn.open_table(STATUS).map_err(db_err(op))?.insert(id.0, bytes.as_slice()).map_err(db_err(op))?;
+        txn.open_table(STATUS)
+            .map_err(db_err(op))?
+            .insert(id.0, bytes.as_slice())
+            .map_err(db_err(op))?;
         txn.commit().map_err(db_err(op))?;
         Ok(())
     }
@@ -649,10 +652,17 @@ impl Store {
         let updated = {
             let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
             let current = table.get(id.0).map_err(db_err(op))?.map(|v| {
-                postcard::from_bytes::<OriginStatus>(v.value())
-                    .map_err(|source| StoreError::Corrupt { what: "status", seq: 0, source })
+                postcard::from_bytes::<OriginStatus>(v.value()).map_err(|source| {
+                    StoreError::Corrupt {
+                        what: "status",
+                        seq: 0,
+                        source,
+                    }
+                })
             });
-            let Some(current) = current else { return Ok(None) };
+            let Some(current) = current else {
+                return Ok(None);
+            };
             let mut status = current?;
             change(&mut status);
             let bytes = postcard::to_stdvec(&status).unwrap_or_default();
@@ -671,7 +681,11 @@ impl Store {
         let found = table.get(id.0).map_err(db_err(op))?;
         found
             .map(|v| {
-                postcard::from_bytes(v.value()).map_err(|source| StoreError::Corrupt { what: "status", seq: 0, source })
+                postcard::from_bytes(v.value()).map_err(|source| StoreError::Corrupt {
+                    what: "status",
+                    seq: 0,
+                    source,
+                })
             })
             .transpose()
     }
@@ -681,7 +695,12 @@ impl Store {
         let op = "count";
         let txn = self.db.begin_read().map_err(db_err(op))?;
         let mut counts = Counts::default();
-        for item in txn.open_table(OUTBOX).map_err(db_err(op))?.iter().map_err(db_err(op))? {
+        for item in txn
+            .open_table(OUTBOX)
+            .map_err(db_err(op))?
+            .iter()
+            .map_err(db_err(op))?
+        {
             let (k, _) = item.map_err(db_err(op))?;
             let peer = k.value().0.to_owned();
             match counts.outbox.iter_mut().find(|(p, _)| *p == peer) {
@@ -689,8 +708,16 @@ impl Store {
                 None => counts.outbox.push((peer, 1)),
             }
         }
-        counts.inbox = txn.open_table(INBOX).map_err(db_err(op))?.len().map_err(db_err(op))?;
-        counts.packets = txn.open_table(PACKETS).map_err(db_err(op))?.len().map_err(db_err(op))?;
+        counts.inbox = txn
+            .open_table(INBOX)
+            .map_err(db_err(op))?
+            .len()
+            .map_err(db_err(op))?;
+        counts.packets = txn
+            .open_table(PACKETS)
+            .map_err(db_err(op))?
+            .len()
+            .map_err(db_err(op))?;
         Ok(counts)
     }
 

@@ -293,11 +293,16 @@ fn origin_status_is_kept_and_updated() {
         submitted_at_ms: NOW,
         expires_at_ms: NOW + HOUR,
         digest: [9; 32],
-        recipients: vec![(code("GH"), Progress::Queued), (code("NG"), Progress::Queued)],
+        recipients: vec![
+            (code("GH"), Progress::Queued),
+            (code("NG"), Progress::Queued),
+        ],
     };
     s.put_status(&id, &status).unwrap();
     let updated = s
-        .update_status(&id, |st| st.recipients[0].1 = Progress::Delivered { at_ms: NOW + 5 })
+        .update_status(&id, |st| {
+            st.recipients[0].1 = Progress::Delivered { at_ms: NOW + 5 }
+        })
         .unwrap()
         .unwrap();
     drop(s);
@@ -308,8 +313,20 @@ fn origin_status_is_kept_and_updated() {
 fn counts() {
     let f = Fixture::new();
     let s = f.store();
-    s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &[code("CV"), code("NG")], true, NOW).unwrap();
-    s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &[code("CV")], false, NOW).unwrap();
+    s.admit(
+        &f.packet(Precedence::Routine, NOW + HOUR),
+        &[code("CV"), code("NG")],
+        true,
+        NOW,
+    )
+    .unwrap();
+    s.admit(
+        &f.packet(Precedence::Routine, NOW + HOUR),
+        &[code("CV")],
+        false,
+        NOW,
+    )
+    .unwrap();
     let c = s.counts().unwrap();
     assert_eq!((c.packets, c.inbox), (2, 1));
     assert_eq!(c.outbox, [("CV".to_owned(), 2), ("NG".to_owned(), 1)]);

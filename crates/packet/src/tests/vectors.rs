@@ -231,7 +231,11 @@ fn describe(out: &mut String, title: &str, p: &Packet, body: &Body, draws: &[Vec
     line(out, "body digest", &p.body_digest());
     line(out, "signature", &p.signature());
     line(out, "packet digest", &p.digest());
-    line(out, "packet (route: hop limit 8, no hops)", &p.encode());
+    line(
+        out,
+        "packet (route: hop limit 8, no hops, every recipient a target)",
+        &p.encode(),
+    );
     out.push_str("```\n");
 }
 
