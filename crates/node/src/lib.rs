@@ -9,5 +9,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
+pub mod engine;
 pub mod files;
 pub mod network;
