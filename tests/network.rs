@@ -147,7 +147,11 @@ fn clear_errors_with_usage_exit_code() {
 fn demo_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ok(&estafette(&["demo", "--dir", p(&tmp.path().join("demo"))]));
-    assert!(out.contains("GH opened it"), "{out}");
-    assert!(out.contains("CV (hub) verified"), "{out}");
+    assert!(out.contains("GH received it"), "{out}");
+    assert!(out.contains("BR verified GH's signed receipt"), "{out}");
+    assert!(
+        out.contains("CV, GH and NG each opened their own copy"),
+        "{out}"
+    );
     assert!(out.contains("demo ok"), "{out}");
 }

@@ -1,30 +1,28 @@
-//! `estafette demo`: builds the example network and exchanges sealed packets between its
-//! bureaus, exactly as nodes will: seal at the origin, verify (and fail to open) at the relay
-//! hub, open at the recipient, and a signed receipt back.
-//!
-//! The exchange runs in this one process; carrying the packets between node processes over QUIC
-//! is the node's job, and the demo will drive real nodes once they exist.
+//! `estafette demo`: builds the example network (BR, CV, GH, NG; CV is the hub between the
+//! Latin-American and West-African sides), starts one real node process per bureau on loopback,
+//! sends a case notice BR → GH relayed via CV and a diffusion to CRIMJUST through the local API,
+//! waits for every signed receipt, and reports what happened.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context as _, anyhow, bail, ensure};
-use estafette_node::network::{self, NetworkDir, NewBureau, unix_ms};
-use estafette_packet::{
-    Body, BureauCode, GroupName, Handling, Header, Identity, Kind, Letter, Limits, OpenError,
-    Packet, PacketId, Precedence, Receipt, Roster, Suite, open, seal, verify,
-};
-use rand_core::UnwrapErr;
+use anyhow::{Context as _, bail};
+use estafette_node::client::ApiClient;
+use estafette_node::config::NodeConfig;
+use estafette_node::network::{self, NetworkDir, NewBureau};
+use estafette_packet::{BureauCode, GroupName};
+use serde_json::json;
 
 use crate::Failure;
+use crate::node::wait_delivered;
 
-/// The example network: code, address, and whether it is the hub.
-const BUREAUS: [(&str, &str); 4] = [
-    ("BR", "127.0.0.1:7401"),
-    ("CV", "127.0.0.1:7402"),
-    ("GH", "127.0.0.1:7403"),
-    ("NG", "127.0.0.1:7404"),
-];
+/// The bureaus, and the hub the others reach each other through.
+const BUREAUS: [&str; 4] = ["BR", "CV", "GH", "NG"];
+const HUB: &str = "CV";
+/// Bounds on each wait.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     let tmp;
@@ -35,19 +33,106 @@ pub(crate) fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
             (tmp.path().join("example-net"), false)
         }
     };
-    demo(&dir, kept).map_err(Failure::from)
+    let nodes = build(&dir).map_err(Failure::from)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("async runtime")?;
+    let result = rt.block_on(exchange(&nodes));
+    for n in &nodes {
+        n.stop();
+    }
+    match result {
+        Ok(()) => {
+            if kept {
+                println!(
+                    "demo ok: the network, node configurations and logs are in {}",
+                    dir.display()
+                );
+            } else {
+                println!("demo ok (the temporary network is removed now; keep it with --dir DIR)");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for n in &nodes {
+                eprintln!("--- last lines of {}'s log ({}):", n.code, n.log.display());
+                let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                for line in log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    eprintln!("{line}");
+                }
+            }
+            Err(Failure::from(e.context("the demo failed")))
+        }
+    }
 }
 
-fn demo(dir: &Path, kept: bool) -> anyhow::Result<()> {
+/// A running node process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct DemoNode {
+    code: &'static str,
+    config: NodeConfig,
+    log: PathBuf,
+    child: std::sync::Mutex<Child>,
+}
+
+impl DemoNode {
+    fn stop(&self) {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for DemoNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Creates the network, one configuration per node, and starts the nodes.
+fn build(dir: &Path) -> anyhow::Result<Vec<DemoNode>> {
     let now = SystemTime::now();
     let net = NetworkDir::new(dir);
     net.init("example-net", now, network::DEFAULT_CA_DAYS)?;
-    for (code, addr) in BUREAUS {
+    let mut ports = Vec::new();
+    for code in BUREAUS {
+        let port = free_udp_port()?;
+        ports.push(port);
         net.add_bureau(
             &NewBureau {
                 code: BureauCode::new(code)?,
                 name: None,
-                address: Some(addr.to_owned()),
+                address: Some(format!("127.0.0.1:{port}")),
                 groups: vec![GroupName::new("CRIMJUST")?],
                 cert_days: network::DEFAULT_CERT_DAYS,
             },
@@ -56,136 +141,142 @@ fn demo(dir: &Path, kept: bool) -> anyhow::Result<()> {
     }
     let roster = net.roster()?;
     println!(
-        "built network {} in {}: {} bureaus, roster version {}, group CRIMJUST",
+        "built network {} in {}: bureaus {}, hub {HUB}, group CRIMJUST",
         roster.network,
         dir.display(),
-        roster.bureaus.len(),
-        roster.version
+        BUREAUS.join(", ")
     );
-    let id = |code: &str| -> anyhow::Result<Identity> {
+    let authority = net.authority_public()?;
+    let exe = std::env::current_exe().context("locating the estafette binary")?;
+    let mut nodes = Vec::new();
+    for (code, port) in BUREAUS.iter().zip(&ports) {
         let c = BureauCode::new(code)?;
-        Ok(network::load_identity(
-            &net.bureau_dir(&c).join("identity.key"),
-        )?)
-    };
-    let (br, cv, gh, ng) = (id("BR")?, id("CV")?, id("GH")?, id("NG")?);
-    let now_ms = unix_ms(now)?;
-    let mut rng = UnwrapErr(getrandom::SysRng);
-
-    // 1. A case notice BR → GH, carried through the hub CV.
-    let body = Body::Letter(Letter {
-        sender: br.code().clone(),
-        case_ref: Some("BR-2026-0042".into()),
-        subject: "Notice: person sought for fraud".into(),
-        in_reply_to: None,
-        content_type: "text/plain; charset=utf-8".into(),
-        content: b"Subject believed to travel to Accra this week.".to_vec(),
-    });
-    let h = header(&br, &roster, &["GH"], Kind::Letter, now_ms, &mut rng)?;
-    let packet = seal(&br, &roster, h, &body, &mut rng)?;
-    let wire = packet.encode();
-    println!(
-        "BR sealed case notice {} for GH ({} bytes on the wire)",
-        packet.header().id,
-        wire.len()
-    );
-
-    let mut at_cv = Packet::decode(&wire, &Limits::default())?;
-    verify(&at_cv, &roster, now_ms)?;
-    match open(&at_cv, &roster, &cv, now_ms) {
-        Err(OpenError::NotARecipient(_)) => {}
-        other => bail!("the hub CV should not be able to open the notice, got {other:?}"),
+        let home = dir.join("nodes").join(code.to_ascii_lowercase());
+        std::fs::create_dir_all(&home)?;
+        let b = net.bureau_dir(&c);
+        let routes = match *code {
+            "BR" => {
+                "[[route]]\nto = \"GH\"\nvia = \"CV\"\n\n[[route]]\nto = \"NG\"\nvia = \"CV\"\n"
+                    .to_owned()
+            }
+            "GH" | "NG" => "[[route]]\nto = \"BR\"\nvia = \"CV\"\n".to_owned(),
+            _ => String::new(),
+        };
+        let text = format!(
+            "bureau = \"{code}\"\nnetwork = \"example-net\"\nauthority_key = \"{authority}\"\n\
+             roster = {:?}\nidentity_key = {:?}\ntls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\n\
+             listen = \"127.0.0.1:{port}\"\n\n[store]\ndir = {:?}\n\n[api]\nsocket = {:?}\n\n\
+             [log]\nfilter = \"info\"\n\n{routes}",
+            net.roster_path(),
+            b.join("identity.key"),
+            b.join("tls.pem"),
+            b.join("tls.key"),
+            net.ca_cert_path(),
+            home.join("store"),
+            home.join("api.sock"),
+        );
+        let config_path = home.join("node.toml");
+        std::fs::write(&config_path, text)?;
+        let config = NodeConfig::load(&config_path)?;
+        let log = home.join("node.log");
+        let child = Command::new(&exe)
+            .args(["node", "run", "--config"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting node {code}"))?;
+        nodes.push(DemoNode {
+            code,
+            config,
+            log,
+            child: std::sync::Mutex::new(child),
+        });
     }
-    at_cv.route.hop_limit -= 1;
-    at_cv.route.hops.push(cv.code().clone());
-    println!("CV (hub) verified BR's signature, could not read the content, relayed it");
-
-    let at_gh = Packet::decode(&at_cv.encode(), &Limits::default())?;
-    let opened = open(&at_gh, &roster, &gh, now_ms)?;
-    let Body::Letter(letter) = &opened.body else {
-        bail!("GH opened something other than a letter")
-    };
-    println!(
-        "GH opened it: {:?} (case {})",
-        letter.subject,
-        letter.case_ref.as_deref().unwrap_or("-")
-    );
-
-    // 2. GH's signed receipt back to BR.
-    let receipt = Body::Receipt(Receipt {
-        sender: gh.code().clone(),
-        packet_id: at_gh.header().id,
-        packet_digest: at_gh.digest(),
-        delivered_at_ms: now_ms,
-    });
-    let h = header(&gh, &roster, &["BR"], Kind::Receipt, now_ms, &mut rng)?;
-    let r = seal(&gh, &roster, h, &receipt, &mut rng)?;
-    let r = open(
-        &Packet::decode(&r.encode(), &Limits::default())?,
-        &roster,
-        &br,
-        now_ms,
-    )?;
-    let Body::Receipt(r) = r.body else {
-        bail!("BR got something other than a receipt")
-    };
-    ensure!(
-        r.packet_digest == packet.digest(),
-        "the receipt names another packet"
-    );
-    println!("BR verified GH's signed receipt for {}", r.packet_id);
-
-    // 3. A diffusion to the CRIMJUST group: one packet, the content key wrapped per member.
-    let body = Body::Letter(Letter {
-        sender: br.code().clone(),
-        case_ref: None,
-        subject: "Diffusion: stolen vehicle alert".into(),
-        in_reply_to: None,
-        content_type: "text/plain; charset=utf-8".into(),
-        content: b"Plates BR-1234, last seen heading north.".to_vec(),
-    });
-    let members = roster
-        .expand(&["CRIMJUST"])
-        .map_err(|n| anyhow!("unknown group {n}"))?;
-    let others: Vec<&str> = members
-        .iter()
-        .map(BureauCode::as_str)
-        .filter(|c| *c != "BR")
-        .collect();
-    let h = header(&br, &roster, &others, Kind::Letter, now_ms, &mut rng)?;
-    let diffusion = seal(&br, &roster, h, &body, &mut rng)?;
-    for member in [&cv, &gh, &ng] {
-        let o = open(&diffusion, &roster, member, now_ms)?;
-        ensure!(o.body == body, "{} read something else", member.code());
-    }
-    println!("BR sent a diffusion to CRIMJUST; CV, GH and NG each opened their own copy");
-    if kept {
-        println!("demo ok: keys and certificates are in {}", dir.display());
-    } else {
-        println!("demo ok (the temporary network is removed now; keep one with --dir DIR)");
-    }
-    Ok(())
+    Ok(nodes)
 }
 
-fn header(
-    from: &Identity,
-    roster: &Roster,
-    to: &[&str],
-    kind: Kind,
-    now_ms: u64,
-    rng: &mut UnwrapErr<getrandom::SysRng>,
-) -> anyhow::Result<Header> {
-    Ok(Header {
-        suite: Suite::Ed25519X25519ChaCha20,
-        id: PacketId::random(rng),
-        origin: from.code().clone(),
-        recipients: roster
-            .expand(to)
-            .map_err(|n| anyhow!("unknown recipient {n}"))?,
-        created_at_ms: now_ms,
-        expires_at_ms: now_ms + Duration::from_secs(7 * 86_400).as_millis() as u64,
-        precedence: Precedence::Routine,
-        handling: Handling::default(),
-        kind,
-    })
+async fn exchange(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    let mut clients = Vec::new();
+    for n in nodes {
+        let client = ApiClient::from_config(&n.config)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if client.get("/v1/status").await.is_ok() {
+                break;
+            }
+            if let Ok(Some(exit)) = n.child.lock().map(|mut c| c.try_wait().ok().flatten()) {
+                bail!("node {} exited during start-up ({exit})", n.code);
+            }
+            if Instant::now() > deadline {
+                bail!("node {} did not start within {START_TIMEOUT:?}", n.code);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        clients.push(client);
+    }
+    println!(
+        "started {} nodes on loopback (QUIC, mutual TLS)",
+        nodes.len()
+    );
+    let client = |code: &str| &clients[BUREAUS.iter().position(|c| *c == code).unwrap_or(0)];
+
+    let started = Instant::now();
+    let sent = client("BR")
+        .post(
+            "/v1/messages",
+            &json!({
+                "to": ["GH"],
+                "subject": "Notice: person sought for fraud",
+                "case_ref": "BR-2026-0042",
+                "precedence": "priority",
+                "text": "Subject believed to travel to Accra this week.",
+            }),
+        )
+        .await?;
+    let id = sent["id"].as_str().unwrap_or_default().to_owned();
+    println!("BR sent case notice {id} to GH (routed via the hub CV)");
+    wait_delivered(client("BR"), &id, DELIVERY_TIMEOUT).await?;
+    let read = client("GH").get(&format!("/v1/inbox/{id}")).await?;
+    println!(
+        "GH received it: {:?} (case {}); BR verified GH's signed receipt after {} ms",
+        read["subject"].as_str().unwrap_or("?"),
+        read["case_ref"].as_str().unwrap_or("-"),
+        started.elapsed().as_millis()
+    );
+    if read["text"].as_str() != Some("Subject believed to travel to Accra this week.") {
+        bail!("GH read different content: {read}");
+    }
+
+    let started = Instant::now();
+    let sent = client("BR")
+        .post(
+            "/v1/messages",
+            &json!({
+                "to": ["CRIMJUST"],
+                "subject": "Diffusion: stolen vehicle alert",
+                "text": "Plates BR-1234, last seen heading north.",
+            }),
+        )
+        .await?;
+    let id = sent["id"].as_str().unwrap_or_default().to_owned();
+    println!("BR sent diffusion {id} to CRIMJUST (CV, GH, NG): one packet, one copy to the hub");
+    let status = wait_delivered(client("BR"), &id, DELIVERY_TIMEOUT).await?;
+    for member in ["CV", "GH", "NG"] {
+        let m = client(member).get(&format!("/v1/inbox/{id}")).await?;
+        if m["subject"].as_str() != Some("Diffusion: stolen vehicle alert") {
+            bail!("{member} read something else: {m}");
+        }
+    }
+    let delivered: Vec<&str> = status["recipients"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["bureau"].as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "CV, GH and NG each opened their own copy; BR verified receipts from {} after {} ms",
+        delivered.join(", "),
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod demo;
 mod network;
+mod node;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,37 @@ enum Command {
         #[command(subcommand)]
         command: network::Command,
     },
-    /// Build the example network (BR, CV, GH, NG) in a directory and exchange sealed packets.
+    /// Run a node.
+    Node {
+        #[command(subcommand)]
+        command: node::NodeCommand,
+    },
+    /// Send a message through the local node.
+    Send(node::SendArgs),
+    /// Read the local node's inbox.
+    Inbox {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<node::InboxCommand>,
+    },
+    /// The local node's peers and queues, or one sent message's progress.
+    Status {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show this sent message's progress per recipient.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Start the example network (BR, CV, GH, NG) on loopback and exchange case notices.
     Demo {
         /// Where to build it (default: a fresh temporary directory, removed afterwards).
         #[arg(long)]
@@ -75,6 +106,18 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Network { command } => network::run(command),
+        Command::Node { command } => node::run(command),
+        Command::Send(args) => node::send(args),
+        Command::Inbox {
+            config,
+            json,
+            command,
+        } => node::inbox(&config, command, json),
+        Command::Status {
+            config,
+            json,
+            message,
+        } => node::status(&config, json, message),
         Command::Demo { dir } => demo::run(dir),
     };
     match result {

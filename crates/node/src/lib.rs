@@ -8,7 +8,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod api;
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod files;
 pub mod network;
+pub mod node;

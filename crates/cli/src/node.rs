@@ -1,0 +1,367 @@
+//! `estafette node run`, `send`, `inbox`, `status`: the daemon and its clients.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use estafette_node::client::ApiClient;
+use estafette_node::config::{LogFormat, NodeConfig};
+use estafette_node::node::Node;
+use serde_json::{Value, json};
+
+use crate::Failure;
+
+/// How long a stopping node lets hops in flight finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Run the node in the foreground until SIGTERM or SIGINT (systemd runs this).
+    Run {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Log format, overriding the configuration: text or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+}
+
+/// `estafette send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The node's configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Recipient bureaus, comma-separated (e.g. GH,NG).
+    #[arg(long, value_delimiter = ',', required_unless_present = "group")]
+    to: Vec<String>,
+    /// A group to diffuse to (e.g. CRIMJUST); repeatable.
+    #[arg(long)]
+    group: Vec<String>,
+    /// Subject line.
+    #[arg(long)]
+    subject: String,
+    /// Case reference.
+    #[arg(long)]
+    case_ref: Option<String>,
+    /// flash, immediate, priority or routine.
+    #[arg(long, default_value = "routine")]
+    precedence: String,
+    /// Lifetime: 90s, 12h, 7d…
+    #[arg(long, default_value = "7d")]
+    ttl: String,
+    /// Send this file's content.
+    #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+    file: Option<PathBuf>,
+    /// Send this text.
+    #[arg(long)]
+    text: Option<String>,
+    /// The content's MIME type (default: text/plain for --text, application/octet-stream for --file).
+    #[arg(long)]
+    content_type: Option<String>,
+}
+
+/// `estafette inbox`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum InboxCommand {
+    /// List the messages waiting (default).
+    List,
+    /// Show one message.
+    Read {
+        /// Its id.
+        id: String,
+    },
+    /// Acknowledge a message: it leaves the inbox.
+    Ack {
+        /// Its id.
+        id: String,
+    },
+}
+
+fn load(config: &Path) -> Result<NodeConfig, Failure> {
+    NodeConfig::load(config).map_err(Failure::usage)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?)
+}
+
+pub(crate) fn run(command: NodeCommand) -> Result<(), Failure> {
+    match command {
+        NodeCommand::Run { config, log_format } => {
+            let config = load(&config)?;
+            let format = match log_format.as_deref() {
+                None => config.log.format,
+                Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(Failure::usage(anyhow::anyhow!(
+                        "--log-format {other:?}: text or json"
+                    )));
+                }
+            };
+            init_logging(format, &config.log.filter).map_err(Failure::usage)?;
+            runtime()?.block_on(async move {
+                let node = Node::start(config).await.context("starting the node")?;
+                wait_for_signal().await?;
+                tracing::info!("stopping");
+                node.shutdown(SHUTDOWN_GRACE).await;
+                Ok::<(), anyhow::Error>(())
+            })?;
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("log filter {filter:?}"))?;
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+pub(crate) fn send(args: SendArgs) -> Result<(), Failure> {
+    let config = load(&args.config)?;
+    let mut to = args.to.clone();
+    to.extend(args.group.iter().cloned());
+    let mut body = json!({
+        "to": to,
+        "subject": args.subject,
+        "precedence": args.precedence,
+        "ttl": args.ttl,
+    });
+    if let Some(c) = &args.case_ref {
+        body["case_ref"] = json!(c);
+    }
+    match (&args.text, &args.file) {
+        (Some(t), _) => {
+            body["text"] = json!(t);
+            body["content_type"] = json!(
+                args.content_type
+                    .as_deref()
+                    .unwrap_or("text/plain; charset=utf-8")
+            );
+        }
+        (None, Some(f)) => {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            body["content_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+            body["content_type"] = json!(
+                args.content_type
+                    .as_deref()
+                    .unwrap_or("application/octet-stream")
+            );
+        }
+        (None, None) => return Err(Failure::usage(anyhow::anyhow!("give --text or --file"))),
+    }
+    let client = ApiClient::from_config(&config)?;
+    let answer = runtime()?
+        .block_on(client.post("/v1/messages", &body))
+        .map_err(api_failure)?;
+    println!("{}", answer["id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// A refusal by the node (bad request) is a usage error; anything else is a failure.
+fn api_failure(e: estafette_node::client::ClientError) -> Failure {
+    match &e {
+        estafette_node::client::ClientError::Api {
+            status: 400..=499, ..
+        } => Failure::usage(e),
+        _ => Failure::from(e),
+    }
+}
+
+pub(crate) fn inbox(
+    config: &Path,
+    command: Option<InboxCommand>,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let config = load(config)?;
+    let client = ApiClient::from_config(&config)?;
+    let rt = runtime()?;
+    match command.unwrap_or(InboxCommand::List) {
+        InboxCommand::List => {
+            let v = rt.block_on(client.get("/v1/inbox")).map_err(api_failure)?;
+            if as_json {
+                println!("{v:#}");
+                return Ok(());
+            }
+            let msgs = v["messages"].as_array().cloned().unwrap_or_default();
+            if msgs.is_empty() {
+                println!("(inbox empty)");
+            }
+            for m in msgs {
+                println!(
+                    "{}  from {:<6} {:<10} {}{}",
+                    m["id"].as_str().unwrap_or("?"),
+                    m["origin"].as_str().unwrap_or("?"),
+                    m["precedence"].as_str().unwrap_or("?"),
+                    m["subject"].as_str().unwrap_or(""),
+                    m["case_ref"]
+                        .as_str()
+                        .map(|c| format!("  [case {c}]"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        InboxCommand::Read { id } => {
+            let v = rt
+                .block_on(client.get(&format!("/v1/inbox/{id}")))
+                .map_err(api_failure)?;
+            if as_json {
+                println!("{v:#}");
+                return Ok(());
+            }
+            for k in [
+                "id",
+                "origin",
+                "subject",
+                "case_ref",
+                "precedence",
+                "classification",
+                "content_type",
+            ] {
+                if let Some(s) = v[k].as_str().filter(|s| !s.is_empty()) {
+                    println!("{k:<15} {s}");
+                }
+            }
+            println!();
+            match v["text"].as_str() {
+                Some(t) => println!("{t}"),
+                None => println!(
+                    "({} bytes of binary content; use --json)",
+                    v["content_base64"].as_str().map_or(0, |b| b.len() / 4 * 3)
+                ),
+            }
+        }
+        InboxCommand::Ack { id } => {
+            rt.block_on(client.post(&format!("/v1/inbox/{id}/ack"), &json!({})))
+                .map_err(api_failure)?;
+            println!("acknowledged {id}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn status(config: &Path, as_json: bool, message: Option<String>) -> Result<(), Failure> {
+    let config = load(config)?;
+    let client = ApiClient::from_config(&config)?;
+    let rt = runtime()?;
+    if let Some(id) = message {
+        let v = rt
+            .block_on(client.get(&format!("/v1/messages/{id}")))
+            .map_err(api_failure)?;
+        if as_json {
+            println!("{v:#}");
+        } else {
+            println!("message {}", v["id"].as_str().unwrap_or("?"));
+            for r in v["recipients"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "  {:<6} {}{}",
+                    r["bureau"].as_str().unwrap_or("?"),
+                    r["state"].as_str().unwrap_or("?"),
+                    r["reason"]
+                        .as_str()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        return Ok(());
+    }
+    let v = rt.block_on(client.get("/v1/status")).map_err(api_failure)?;
+    if as_json {
+        println!("{v:#}");
+        return Ok(());
+    }
+    println!(
+        "bureau {}  ·  network {}  ·  roster version {}  ·  {} packets stored  ·  {} in the inbox",
+        v["bureau"].as_str().unwrap_or("?"),
+        v["network"].as_str().unwrap_or("?"),
+        v["roster_version"],
+        v["packets_stored"],
+        v["inbox"]
+    );
+    println!(
+        "\n{:<8} {:<10} {:<22} {:>7} {:>9}  LAST ERROR",
+        "PEER", "STATE", "ADDRESS", "OUTBOX", "FAILURES"
+    );
+    for p in v["peers"].as_array().cloned().unwrap_or_default() {
+        let state = if p["connected"].as_bool() == Some(true) {
+            "connected"
+        } else {
+            "idle"
+        };
+        println!(
+            "{:<8} {:<10} {:<22} {:>7} {:>9}  {}",
+            p["bureau"].as_str().unwrap_or("?"),
+            state,
+            p["address"].as_str().unwrap_or("(via a hub)"),
+            p["outbox"],
+            p["failures"],
+            p["last_error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until `message` shows every recipient delivered.
+pub(crate) async fn wait_delivered(
+    client: &ApiClient,
+    id: &str,
+    within: Duration,
+) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let v = client.get(&format!("/v1/messages/{id}")).await?;
+        if v["delivered"].as_bool() == Some(true) {
+            return Ok(v);
+        }
+        let failed: Vec<String> = v["recipients"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["state"] == "failed")
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r["bureau"].as_str().unwrap_or("?"),
+                    r["reason"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        if !failed.is_empty() {
+            bail!("message {id} failed for {}", failed.join("; "));
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("message {id} not delivered within {within:?}: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

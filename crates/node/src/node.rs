@@ -1,0 +1,900 @@
+//! The running node: loads its files, opens the store, binds QUIC, and runs
+//!
+//! ```text
+//!  accept loop ── per connection: next_offer ─▶ handle_offer ─▶ store.admit ─▶ answer
+//!                                                    └─ local: open, receipt back to the origin
+//!  per peer:   outbound worker ── store.outbox(peer) ─▶ connect (backoff) ─▶ offer ─▶ mark_accepted
+//!  every 1 s:  expiry ── store.expire(now) ─▶ non-delivery reports to origins
+//!  local API ── submit ─▶ seal ─▶ store.admit ─▶ wake the peers' workers
+//! ```
+//!
+//! Decisions come from [`crate::engine`]; this module performs them. Store calls fsync, so they
+//! run on tokio's blocking pool.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use estafette_net::{Answer, Endpoint, NetError, PeerConnection};
+use estafette_packet::{
+    Body, BureauCode, Handling, Header, Identity, Kind, Letter, Limits, NonDelivery,
+    NonDeliveryReason, Opened, Packet, PacketId, Precedence, Receipt, Roster, Suite,
+};
+use estafette_store::{Admission, OriginStatus, Progress, Store, StoreError, StoreOptions};
+use rand_core::{Rng as _, UnwrapErr};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::NodeConfig;
+use crate::engine::{Backoff, Plan, Router};
+use crate::network::{self, NetworkError};
+
+/// Lifetime of receipts and non-delivery reports.
+pub const REPORT_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// Packets taken from an outbox at a time (and offered concurrently).
+const BATCH: usize = 32;
+/// How long a dial may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one offer may wait for its answer (a 64 MiB packet on a slow link takes a while).
+const OFFER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the outbox of an idle peer is looked at even without a wake-up.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often expired packets are looked for.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// Why the node could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A key, certificate or roster file is unusable.
+    #[error(transparent)]
+    Files(#[from] NetworkError),
+    /// The roster is for another network or does not list this bureau.
+    #[error("{0}")]
+    Roster(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The transport failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A submission was refused; the submitter is at fault.
+    #[error("{0}")]
+    Submit(String),
+    /// A packet could not be sealed.
+    #[error(transparent)]
+    Seal(#[from] estafette_packet::SealError),
+    /// An internal task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// A message to send, as the local API receives it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Bureau codes and group names; groups expand through the roster, without the sender.
+    pub to: Vec<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Case reference.
+    pub case_ref: Option<String>,
+    /// The packet this answers.
+    pub in_reply_to: Option<PacketId>,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// Lifetime.
+    pub ttl: Duration,
+    /// MIME type of the content.
+    pub content_type: String,
+    /// The content.
+    pub content: Vec<u8>,
+    /// Handling instructions.
+    pub handling: Handling,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// State shared by the node's tasks.
+pub(crate) struct Shared {
+    pub(crate) me: BureauCode,
+    identity: Identity,
+    roster: RwLock<Arc<Roster>>,
+    router: RwLock<Arc<Router>>,
+    pub(crate) store: Arc<Store>,
+    endpoint: Endpoint,
+    limits: Limits,
+    hop_limit: u8,
+    wake: BTreeMap<BureauCode, Arc<Notify>>,
+    pub(crate) peers: RwLock<BTreeMap<BureauCode, PeerState>>,
+    config: NodeConfig,
+}
+
+/// What the node knows of a peer, for status.
+#[derive(Debug, Clone, Default)]
+pub struct PeerState {
+    /// A connection to it is up.
+    pub connected: bool,
+    /// Last time a connection to or from it was established, ms since the epoch.
+    pub last_seen_ms: Option<u64>,
+    /// Consecutive failures to reach it.
+    pub failures: u32,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// A running node. Dropping it stops every task.
+pub struct Node {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Loads everything `config` names and starts the node's tasks (not the local API).
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let roster = network::load_roster(&config.roster, &config.authority_key)?;
+        if roster.network != config.network {
+            return Err(NodeError::Roster(format!(
+                "{}: the roster is for network {}, the configuration says {}",
+                config.roster.display(),
+                roster.network,
+                config.network
+            )));
+        }
+        if roster.bureau(&config.bureau).is_none() {
+            return Err(NodeError::Roster(format!(
+                "{}: bureau {} is not in the roster",
+                config.roster.display(),
+                config.bureau
+            )));
+        }
+        let identity = network::load_identity(&config.identity_key)?;
+        if identity.code() != &config.bureau {
+            return Err(NodeError::Roster(format!(
+                "{}: the identity is {}'s, the configuration says {}",
+                config.identity_key.display(),
+                identity.code(),
+                config.bureau
+            )));
+        }
+        let tls = network::load_tls(&config.ca_cert, &config.tls_cert, &config.tls_key)?;
+        crate::files::create_private_dir(&config.store.dir).map_err(NetworkError::from)?;
+        let store_path = config.store.dir.join("store.redb");
+        let store = {
+            let options = StoreOptions {
+                max_packet_size: config.max_packet_size + 64 * 1024,
+            };
+            tokio::task::spawn_blocking(move || Store::open(&store_path, options))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))??
+        };
+        let endpoint = Endpoint::bind(config.listen, tls, roster.clone(), config.max_packet_size)?;
+        let api = crate::api::bind(&config).await?;
+        let router = Router::new(config.bureau.clone(), &config.routes, &roster);
+        let wake = router
+            .peers()
+            .map(|p| (p.clone(), Arc::new(Notify::new())))
+            .collect();
+        let shared = Arc::new(Shared {
+            me: config.bureau.clone(),
+            identity,
+            roster: RwLock::new(Arc::new(roster)),
+            router: RwLock::new(Arc::new(router)),
+            store: Arc::new(store),
+            endpoint,
+            limits: Limits {
+                max_packet_size: config.max_packet_size,
+            },
+            hop_limit: config.hop_limit,
+            wake,
+            peers: RwLock::new(BTreeMap::new()),
+            config,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(shared.clone(), stop_rx.clone()));
+        tasks.spawn(expiry_loop(shared.clone(), stop_rx.clone()));
+        tasks.spawn(crate::api::serve(api, shared.clone(), stop_rx.clone()));
+        for peer in shared.wake.keys() {
+            tasks.spawn(outbound_worker(
+                shared.clone(),
+                peer.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            bureau = %shared.me,
+            quic = %shared.endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "node started"
+        );
+        Ok(Self {
+            shared,
+            tasks,
+            stop,
+        })
+    }
+
+    /// The address the QUIC endpoint is bound to.
+    pub fn quic_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.shared.endpoint.local_addr()
+    }
+
+    /// Stops accepting, lets in-flight hops finish for up to `grace`, and closes the endpoint.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "tasks still running after the grace period; aborting them"
+            );
+            self.tasks.abort_all();
+        }
+        self.shared.endpoint.close();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+        tracing::info!(bureau = %self.shared.me, "node stopped");
+    }
+}
+
+impl Shared {
+    pub(crate) fn roster(&self) -> Arc<Roster> {
+        self.roster
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn router(&self) -> Arc<Router> {
+        self.router
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    fn wake(&self, peer: &BureauCode) {
+        if let Some(n) = self.wake.get(peer) {
+            n.notify_one();
+        }
+    }
+
+    fn peer_update(&self, peer: &BureauCode, f: impl FnOnce(&mut PeerState)) {
+        let mut peers = self
+            .peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(peers.entry(peer.clone()).or_default());
+    }
+
+    /// Runs a store call on the blocking pool.
+    pub(crate) async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?
+            .map_err(NodeError::from)
+    }
+
+    /// Seals and stores a letter from this bureau; returns once it is durable.
+    pub(crate) async fn submit(&self, s: Submission) -> Result<PacketId, NodeError> {
+        let roster = self.roster();
+        let mut recipients = Vec::new();
+        for name in &s.to {
+            let expanded = roster.expand(&[name.as_str()]).map_err(|n| {
+                NodeError::Submit(format!(
+                    "{n:?} is neither a bureau nor a group in the roster"
+                ))
+            })?;
+            let is_group = BureauCode::new(name)
+                .ok()
+                .and_then(|c| roster.bureau(&c))
+                .is_none();
+            for c in expanded {
+                // A diffusion to a group the sender belongs to does not come back to it.
+                if (is_group && c == self.me) || recipients.contains(&c) {
+                    continue;
+                }
+                recipients.push(c);
+            }
+        }
+        if recipients.is_empty() {
+            return Err(NodeError::Submit("no recipients".into()));
+        }
+        let body = Body::Letter(Letter {
+            sender: self.me.clone(),
+            case_ref: s.case_ref,
+            subject: s.subject,
+            in_reply_to: s.in_reply_to,
+            content_type: s.content_type,
+            content: s.content,
+        });
+        self.originate(recipients, s.precedence, s.ttl, s.handling, body)
+            .await
+    }
+
+    /// Seals `body` for `recipients`, stores it with its status, and wakes the workers.
+    async fn originate(
+        &self,
+        recipients: Vec<BureauCode>,
+        precedence: Precedence,
+        ttl: Duration,
+        handling: Handling,
+        body: Body,
+    ) -> Result<PacketId, NodeError> {
+        let now = now_ms();
+        let mut rng = UnwrapErr(getrandom::SysRng);
+        let header = Header {
+            suite: Suite::Ed25519X25519ChaCha20,
+            id: PacketId::random(&mut rng),
+            origin: self.me.clone(),
+            recipients,
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            precedence,
+            handling,
+            kind: body.kind(),
+        };
+        let mut packet =
+            estafette_packet::seal(&self.identity, &self.roster(), header, &body, &mut rng)?;
+        if packet.encoded_len() > self.limits.max_packet_size {
+            return Err(NodeError::Submit(format!(
+                "the packet would be {} bytes, over max_packet_size {}",
+                packet.encoded_len(),
+                self.limits.max_packet_size
+            )));
+        }
+        packet.route.hop_limit = self.hop_limit;
+        let plan = self
+            .router()
+            .plan(&packet.route.targets, std::slice::from_ref(&self.me));
+        let id = packet.header().id;
+        let mut status = OriginStatus {
+            submitted_at_ms: now,
+            expires_at_ms: packet.header().expires_at_ms,
+            digest: packet.digest(),
+            recipients: packet
+                .header()
+                .recipients
+                .iter()
+                .map(|r| (r.clone(), Progress::Queued))
+                .collect(),
+        };
+        for (r, p) in &mut status.recipients {
+            if plan.unroutable.contains(r) {
+                *p = Progress::Failed {
+                    reason: "no route to this bureau".into(),
+                };
+            }
+        }
+        if plan.hops.is_empty() && !plan.local {
+            return Err(NodeError::Submit(format!(
+                "no route to any recipient ({:?})",
+                plan.unroutable
+            )));
+        }
+        let hops: Vec<BureauCode> = plan.hops.iter().map(|(h, _)| h.clone()).collect();
+        let local = plan.local;
+        let is_letter = packet.header().kind == Kind::Letter;
+        self.with_store(move |s| {
+            if is_letter {
+                s.put_status(&id, &status)?;
+            }
+            s.admit(&packet, &hops, local, now).map(|_| ())
+        })
+        .await?;
+        for (h, _) in &plan.hops {
+            self.wake(h);
+        }
+        Ok(id)
+    }
+
+    /// Handles one offer from `peer`; the answer is `Accepted` only once the packet is durable.
+    async fn handle_offer(&self, peer: &BureauCode, bytes: &[u8]) -> Answer {
+        let refuse = |id: PacketId, rule: String, permanent: bool| {
+            tracing::warn!(%peer, %id, %rule, "refused a packet");
+            Answer::Refused {
+                id,
+                rule,
+                permanent,
+            }
+        };
+        let packet = match Packet::decode(bytes, &self.limits) {
+            Ok(p) => p,
+            Err(e) => return refuse(PacketId([0; 16]), e.to_string(), true),
+        };
+        let id = packet.header().id;
+        let roster = self.roster();
+        let now = now_ms();
+        if let Err(e) = estafette_packet::verify(&packet, &roster, now) {
+            return refuse(id, e.to_string(), true);
+        }
+        let mut been = vec![packet.header().origin.clone(), peer.clone()];
+        been.extend(packet.route.hops.iter().cloned());
+        let plan: Plan = self.router().plan(&packet.route.targets, &been);
+        if !plan.hops.is_empty() && packet.route.hop_limit == 0 {
+            return refuse(id, "hop limit reached".into(), true);
+        }
+        if plan.hops.is_empty() && !plan.local {
+            return refuse(
+                id,
+                format!("no route from {} to {:?}", self.me, plan.unroutable),
+                true,
+            );
+        }
+        // A packet for us must open before we take responsibility for it.
+        let opened = if plan.local {
+            match estafette_packet::open(&packet, &roster, &self.identity, now) {
+                Ok(o) => Some(o),
+                Err(e) => return refuse(id, e.to_string(), true),
+            }
+        } else {
+            None
+        };
+        let hops: Vec<BureauCode> = plan.hops.iter().map(|(h, _)| h.clone()).collect();
+        let local = plan.local;
+        let stored = {
+            let packet = packet.clone();
+            self.with_store(move |s| s.admit(&packet, &hops, local, now))
+                .await
+        };
+        match stored {
+            Ok(Admission::Duplicate) => {
+                tracing::debug!(%peer, %id, "duplicate accepted again, not delivered twice");
+                Answer::Accepted(id)
+            }
+            Ok(Admission::Stored(seq)) => {
+                for (h, _) in &plan.hops {
+                    self.wake(h);
+                }
+                if let Some(opened) = opened {
+                    self.deliver_local(&packet, seq, opened).await;
+                }
+                tracing::debug!(%peer, %id, relayed = plan.hops.len(), local, "accepted");
+                Answer::Accepted(id)
+            }
+            Err(NodeError::Store(StoreError::DiskFull { .. })) => {
+                refuse(id, "receiver's disk is full".into(), false)
+            }
+            Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
+        }
+    }
+
+    /// A packet for this bureau is durable: answer a letter with a receipt; apply a receipt or
+    /// a non-delivery report to the status of the packet it names.
+    async fn deliver_local(&self, packet: &Packet, seq: u64, opened: Opened) {
+        let origin = packet.header().origin.clone();
+        let result = match opened.body {
+            Body::Letter(_) => {
+                let receipt = Body::Receipt(Receipt {
+                    sender: self.me.clone(),
+                    packet_id: packet.header().id,
+                    packet_digest: packet.digest(),
+                    delivered_at_ms: now_ms(),
+                });
+                tracing::info!(from = %origin, id = %packet.header().id, "delivered to the inbox");
+                self.originate(
+                    vec![origin],
+                    packet.header().precedence,
+                    REPORT_TTL,
+                    Handling::default(),
+                    receipt,
+                )
+                .await
+                .map(|_| ())
+            }
+            Body::Receipt(r) => {
+                let by = origin.clone();
+                self.with_store(move |s| {
+                    s.update_status(&r.packet_id, |st| {
+                        if st.digest == r.packet_digest
+                            && let Some((_, p)) = st.recipients.iter_mut().find(|(c, _)| *c == by)
+                        {
+                            *p = Progress::Delivered {
+                                at_ms: r.delivered_at_ms,
+                            };
+                        }
+                    })?;
+                    s.ack_inbox(seq).map(|_| ())
+                })
+                .await
+            }
+            Body::NonDelivery(nd) => {
+                self.with_store(move |s| {
+                    s.update_status(&nd.packet_id, |st| {
+                        if st.digest == nd.packet_digest {
+                            for (c, p) in &mut st.recipients {
+                                if nd.undelivered.contains(c)
+                                    && !matches!(p, Progress::Delivered { .. })
+                                {
+                                    let reason = match &nd.reason {
+                                        NonDeliveryReason::Expired => {
+                                            format!("expired at {}", nd.sender)
+                                        }
+                                        NonDeliveryReason::Refused(r) => {
+                                            format!("refused by {}: {r}", nd.sender)
+                                        }
+                                    };
+                                    *p = Progress::Failed { reason };
+                                }
+                            }
+                        }
+                    })?;
+                    s.ack_inbox(seq).map(|_| ())
+                })
+                .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(id = %packet.header().id, error = %e, "could not complete local delivery");
+        }
+    }
+
+    /// Reports to a packet's origin that `undelivered` will not get it.
+    async fn report_failure(
+        &self,
+        packet: &Packet,
+        undelivered: Vec<BureauCode>,
+        reason: NonDeliveryReason,
+    ) {
+        let h = packet.header();
+        if h.kind != Kind::Letter {
+            // Reports about reports would ping-pong; a lost receipt shows as "forwarded".
+            return;
+        }
+        if h.origin == self.me {
+            let text = match &reason {
+                NonDeliveryReason::Expired => "expired before delivery".to_owned(),
+                NonDeliveryReason::Refused(r) => format!("refused: {r}"),
+            };
+            let id = h.id;
+            let _ = self
+                .with_store(move |s| {
+                    s.update_status(&id, |st| {
+                        for (c, p) in &mut st.recipients {
+                            if undelivered.contains(c) && !matches!(p, Progress::Delivered { .. }) {
+                                *p = Progress::Failed {
+                                    reason: text.clone(),
+                                };
+                            }
+                        }
+                    })
+                })
+                .await;
+            return;
+        }
+        let body = Body::NonDelivery(NonDelivery {
+            sender: self.me.clone(),
+            packet_id: h.id,
+            packet_digest: packet.digest(),
+            undelivered,
+            reason,
+            at_ms: now_ms(),
+        });
+        if let Err(e) = self
+            .originate(
+                vec![h.origin.clone()],
+                h.precedence,
+                REPORT_TTL,
+                Handling::default(),
+                body,
+            )
+            .await
+        {
+            tracing::error!(id = %h.id, error = %e, "could not send a non-delivery report");
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            _ = stop.changed() => break,
+            i = shared.endpoint.accept() => i,
+        };
+        match incoming {
+            None => break,
+            Some(Err(e)) => tracing::warn!(error = %e, "inbound connection refused"),
+            Some(Ok(conn)) => {
+                let peer = conn.peer().clone();
+                tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
+                shared.peer_update(&peer, |p| p.last_seen_ms = Some(now_ms()));
+                // A peer that is back may be waiting for what we queued for it.
+                shared.wake(&peer);
+                conns.spawn(serve_connection(shared.clone(), conn, stop.clone()));
+            }
+        }
+    }
+    // Let offers in flight finish (bounded by the node's shutdown grace).
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    conn: PeerConnection,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut offers = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => break,
+            n = conn.next_offer() => n,
+        };
+        match next {
+            Ok(Some(offer)) => {
+                let shared = shared.clone();
+                let peer = conn.peer().clone();
+                offers.spawn(async move {
+                    let answer = shared.handle_offer(&peer, &offer.bytes).await;
+                    if let Err(e) = offer.answer(&answer).await {
+                        tracing::debug!(%peer, error = %e, "could not send an answer");
+                    }
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(peer = %conn.peer(), error = %e, "inbound connection ended");
+                break;
+            }
+        }
+    }
+    while offers.join_next().await.is_some() {}
+}
+
+async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch::Receiver<bool>) {
+    let backoff = Backoff::default();
+    let wake = shared.wake.get(&peer).cloned().unwrap_or_default();
+    let mut rng = UnwrapErr(getrandom::SysRng);
+    let mut conn: Option<PeerConnection> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let batch = {
+            let p = peer.clone();
+            shared.with_store(move |s| s.outbox(&p, BATCH)).await
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+            }
+            continue;
+        }
+        if conn.is_none() {
+            match connect(&shared, &peer).await {
+                Ok(c) => {
+                    failures = 0;
+                    shared.peer_update(&peer, |p| {
+                        p.connected = true;
+                        p.failures = 0;
+                        p.last_seen_ms = Some(now_ms());
+                    });
+                    conn = Some(c);
+                }
+                Err(e) => {
+                    failures += 1;
+                    let delay = backoff.delay(failures, rng.next_u64());
+                    tracing::info!(%peer, failures, ?delay, error = %e, "peer unreachable; will retry");
+                    shared.peer_update(&peer, |p| {
+                        p.connected = false;
+                        p.failures = failures;
+                        p.last_error = Some(e.to_string());
+                    });
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        () = tokio::time::sleep(delay) => {}
+                        // Woken by the peer connecting to us: try again now.
+                        () = wake.notified() => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.clone() else { continue };
+        let mut offers = JoinSet::new();
+        for item in batch {
+            let shared = shared.clone();
+            let c = c.clone();
+            let peer = peer.clone();
+            offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
+        }
+        let mut transient = None;
+        while let Some(r) = offers.join_next().await {
+            if let Ok(Err(e)) = r {
+                transient = Some(e);
+            }
+        }
+        if let Some(e) = transient {
+            failures += 1;
+            let delay = backoff.delay(failures, rng.next_u64());
+            tracing::info!(%peer, failures, ?delay, error = %e, "sending failed; will retry");
+            shared.peer_update(&peer, |p| {
+                p.connected = false;
+                p.failures = failures;
+                p.last_error = Some(e.clone());
+            });
+            conn = None;
+            tokio::select! {
+                _ = stop.changed() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+    if let Some(c) = conn {
+        c.close("shutting down");
+    }
+}
+
+async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, String> {
+    let router = shared.router();
+    let addr = router
+        .address(peer)
+        .ok_or_else(|| format!("no address for {peer}"))?;
+    let addr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, shared.endpoint.connect(peer, addr)).await {
+        Ok(Ok(c)) => {
+            tracing::info!(%peer, %addr, "connected");
+            Ok(c)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}")),
+    }
+}
+
+/// Offers one stored packet to `peer`. `Err` means a passing failure: retry later.
+async fn send_one(
+    shared: &Arc<Shared>,
+    conn: &PeerConnection,
+    peer: &BureauCode,
+    item: estafette_store::Stored,
+) -> Result<(), String> {
+    let mut packet = Packet::decode(
+        &item.bytes,
+        &Limits {
+            max_packet_size: usize::MAX,
+        },
+    )
+    .map_err(|e| format!("stored packet #{} does not decode: {e}", item.seq))?;
+    let router = shared.router();
+    let mut been = vec![packet.header().origin.clone()];
+    been.extend(packet.route.hops.iter().cloned());
+    let plan = router.plan(&packet.route.targets, &been);
+    let targets = plan
+        .hops
+        .into_iter()
+        .find(|(h, _)| h == peer)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| packet.route.targets.clone());
+    if packet.header().origin != shared.me {
+        packet.route.hops.push(shared.me.clone());
+        packet.route.hop_limit = packet.route.hop_limit.saturating_sub(1);
+    }
+    packet.route.targets = targets.clone();
+    let answer = tokio::time::timeout(OFFER_TIMEOUT, conn.offer(&packet.encode()))
+        .await
+        .map_err(|_| format!("no answer within {OFFER_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let seq = item.seq;
+    let id = packet.header().id;
+    let from_me = packet.header().origin == shared.me && packet.header().kind == Kind::Letter;
+    match answer {
+        Answer::Accepted(_) => {
+            let p = peer.clone();
+            let forwarded = targets.clone();
+            shared
+                .with_store(move |s| {
+                    s.mark_accepted(&p, seq)?;
+                    if from_me {
+                        s.update_status(&id, |st| {
+                            for (c, pr) in &mut st.recipients {
+                                if forwarded.contains(c) && matches!(pr, Progress::Queued) {
+                                    *pr = Progress::Forwarded { at_ms: now_ms() };
+                                }
+                            }
+                        })?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::debug!(%peer, %id, "handed over");
+            Ok(())
+        }
+        Answer::Refused {
+            rule,
+            permanent: true,
+            ..
+        } => {
+            tracing::warn!(%peer, %id, %rule, "next hop refused the packet for good");
+            let p = peer.clone();
+            shared
+                .with_store(move |s| s.mark_accepted(&p, seq))
+                .await
+                .map_err(|e| e.to_string())?;
+            shared
+                .report_failure(&packet, targets, NonDeliveryReason::Refused(rule))
+                .await;
+            Ok(())
+        }
+        Answer::Refused {
+            rule,
+            permanent: false,
+            ..
+        } => Err(format!("{peer} cannot take it now: {rule}")),
+    }
+}
+
+async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(EXPIRY_TICK) => {}
+        }
+        let now = now_ms();
+        let expired = match shared.with_store(move |s| s.expire(now)).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "expiry pass failed");
+                continue;
+            }
+        };
+        for e in expired {
+            let Ok(packet) = Packet::decode(
+                &e.bytes,
+                &Limits {
+                    max_packet_size: usize::MAX,
+                },
+            ) else {
+                continue;
+            };
+            tracing::warn!(id = %e.entry.id, origin = %e.entry.origin, "expired before every next hop took it");
+            let undelivered = packet.route.targets.clone();
+            shared
+                .report_failure(&packet, undelivered, NonDeliveryReason::Expired)
+                .await;
+        }
+    }
+}
+
+/// Opens a stored inbox packet for this bureau.
+pub(crate) fn open_stored(shared: &Shared, bytes: &[u8]) -> Result<(Packet, Opened), NodeError> {
+    let packet = Packet::decode(
+        bytes,
+        &Limits {
+            max_packet_size: usize::MAX,
+        },
+    )
+    .map_err(|e| NodeError::Internal(format!("stored packet does not decode: {e}")))?;
+    // Expiry does not apply to what was already delivered: open at its creation time.
+    let at = packet.header().created_at_ms;
+    let opened = estafette_packet::open(&packet, &shared.roster(), &shared.identity, at)
+        .map_err(|e| NodeError::Internal(format!("stored packet does not open: {e}")))?;
+    Ok((packet, opened))
+}
