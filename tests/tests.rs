@@ -4,4 +4,5 @@
 mod config;
 mod net;
 mod network;
+mod node;
 mod util;

@@ -102,3 +102,121 @@ pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
 }
+
+/// A network whose bureaus have loopback addresses, with a node configuration for each.
+pub(crate) struct Cluster {
+    pub(crate) net: TestNet,
+    pub(crate) configs: std::collections::BTreeMap<String, estafette_node::config::NodeConfig>,
+}
+
+impl Cluster {
+    /// `routes` are `(at, to, via)`.
+    pub(crate) fn new(codes: &[&str], routes: &[(&str, &str, &str)]) -> Self {
+        use estafette_node::config::{ApiConfig, LogConfig, NodeConfig, RouteConfig, StoreConfig};
+        use estafette_packet::{BureauCode, GroupName, NetworkName};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = estafette_node::network::NetworkDir::new(tmp.path().join("net"));
+        let now = std::time::SystemTime::now();
+        dir.init("test-net", now, 30).expect("init");
+        let mut ports = Vec::new();
+        for c in codes {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .expect("udp")
+                .local_addr()
+                .expect("addr")
+                .port();
+            ports.push(port);
+            dir.add_bureau(
+                &estafette_node::network::NewBureau {
+                    code: BureauCode::new(c).expect("code"),
+                    name: None,
+                    address: Some(format!("127.0.0.1:{port}")),
+                    groups: vec![GroupName::new("CRIMJUST").expect("group")],
+                    cert_days: 30,
+                },
+                now,
+            )
+            .expect("add bureau");
+        }
+        let authority = dir.authority_public().expect("authority");
+        let mut configs = std::collections::BTreeMap::new();
+        for (c, port) in codes.iter().zip(ports) {
+            let code = BureauCode::new(c).expect("code");
+            let b = dir.bureau_dir(&code);
+            let home = tmp.path().join("nodes").join(c);
+            std::fs::create_dir_all(&home).expect("home");
+            let config = NodeConfig {
+                bureau: code,
+                network: NetworkName::new("test-net").expect("network"),
+                authority_key: authority,
+                roster: dir.roster_path(),
+                identity_key: b.join("identity.key"),
+                tls_cert: b.join("tls.pem"),
+                tls_key: b.join("tls.key"),
+                ca_cert: dir.ca_cert_path(),
+                listen: format!("127.0.0.1:{port}").parse().expect("listen"),
+                max_packet_size: estafette_packet::DEFAULT_MAX_PACKET_SIZE,
+                hop_limit: 8,
+                store: StoreConfig {
+                    dir: home.join("store"),
+                },
+                api: ApiConfig {
+                    socket: home.join("api.sock"),
+                    tcp: None,
+                    token_file: None,
+                },
+                log: LogConfig::default(),
+                routes: routes
+                    .iter()
+                    .filter(|(at, _, _)| at == c)
+                    .map(|(_, to, via)| RouteConfig {
+                        to: BureauCode::new(to).expect("to"),
+                        via: BureauCode::new(via).expect("via"),
+                    })
+                    .collect(),
+            };
+            configs.insert((*c).to_owned(), config);
+        }
+        Self {
+            net: TestNet { _tmp: tmp, dir },
+            configs,
+        }
+    }
+
+    pub(crate) fn config(&self, code: &str) -> estafette_node::config::NodeConfig {
+        self.configs[code].clone()
+    }
+
+    pub(crate) async fn start(&self, code: &str) -> estafette_node::node::Node {
+        within(
+            20,
+            "node start",
+            estafette_node::node::Node::start(self.config(code)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("node {code} does not start: {e}"))
+    }
+
+    pub(crate) fn client(&self, code: &str) -> estafette_node::client::ApiClient {
+        estafette_node::client::ApiClient::from_config(&self.configs[code]).expect("client")
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub(crate) async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

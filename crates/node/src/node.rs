@@ -684,7 +684,11 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
             continue;
         }
         if conn.is_none() {
-            match connect(&shared, &peer).await {
+            let attempt = tokio::select! {
+                _ = stop.changed() => break,
+                r = connect(&shared, &peer) => r,
+            };
+            match attempt {
                 Ok(c) => {
                     failures = 0;
                     shared.peer_update(&peer, |p| {

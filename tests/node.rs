@@ -1,0 +1,281 @@
+//! Nodes over real QUIC on 127.0.0.1, each test with a fresh network in a temporary directory.
+
+use std::time::Duration;
+
+use estafette_node::client::ApiClient;
+use serde_json::{Value, json};
+
+use crate::util::{Cluster, eventually, within};
+
+const GRACE: Duration = Duration::from_secs(5);
+
+async fn send(client: &ApiClient, to: &[&str], subject: &str, ttl: &str) -> String {
+    let v = within(
+        10,
+        "send",
+        client.post(
+            "/v1/messages",
+            &json!({"to": to, "subject": subject, "text": "x", "ttl": ttl}),
+        ),
+    )
+    .await
+    .expect("submission accepted");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn delivered(client: &ApiClient, id: &str, secs: u64) -> Value {
+    eventually(secs, "delivery with receipts", || async {
+        let v = client.get(&format!("/v1/messages/{id}")).await.ok()?;
+        (v["delivered"] == true).then_some(v)
+    })
+    .await
+}
+
+async fn inbox_ids(client: &ApiClient) -> Vec<String> {
+    let v = client.get("/v1/inbox").await.expect("inbox");
+    v["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_delivery_with_receipt() {
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let (br, gh) = (c.start("BR").await, c.start("GH").await);
+    let id = send(&c.client("BR"), &["GH"], "direct", "1d").await;
+    let status = delivered(&c.client("BR"), &id, 30).await;
+    assert_eq!(status["recipients"][0]["state"], "delivered");
+    let msg = c
+        .client("GH")
+        .get(&format!("/v1/inbox/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            msg["origin"].as_str(),
+            msg["subject"].as_str(),
+            msg["text"].as_str()
+        ),
+        (Some("BR"), Some("direct"), Some("x"))
+    );
+    // Acknowledged, it leaves the inbox.
+    c.client("GH")
+        .post(&format!("/v1/inbox/{id}/ack"), &json!({}))
+        .await
+        .unwrap();
+    assert!(inbox_ids(&c.client("GH")).await.is_empty());
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_via_a_hub_that_cannot_read() {
+    let c = Cluster::new(
+        &["BR", "CV", "GH"],
+        &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
+    );
+    // BR may not reach GH directly: only through CV.
+    let nodes = [
+        c.start("BR").await,
+        c.start("CV").await,
+        c.start("GH").await,
+    ];
+    let id = send(&c.client("BR"), &["GH"], "relayed", "1d").await;
+    delivered(&c.client("BR"), &id, 30).await;
+    assert_eq!(inbox_ids(&c.client("GH")).await, [id]);
+    assert!(
+        inbox_ids(&c.client("CV")).await.is_empty(),
+        "the hub keeps nothing for itself"
+    );
+    for n in nodes {
+        n.shutdown(GRACE).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diffusion_to_four_bureaus() {
+    let codes = ["BR", "CV", "GH", "NG", "SN"];
+    let c = Cluster::new(
+        &codes,
+        &[("BR", "GH", "CV"), ("BR", "NG", "CV"), ("BR", "SN", "CV")],
+    );
+    let mut nodes = Vec::new();
+    for code in codes {
+        nodes.push(c.start(code).await);
+    }
+    let id = send(&c.client("BR"), &["CRIMJUST"], "diffusion", "1d").await;
+    let status = delivered(&c.client("BR"), &id, 30).await;
+    assert_eq!(
+        status["recipients"].as_array().unwrap().len(),
+        4,
+        "the sender is not among its diffusion's recipients"
+    );
+    for member in ["CV", "GH", "NG", "SN"] {
+        let m = c
+            .client(member)
+            .get(&format!("/v1/inbox/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(m["subject"], "diffusion", "{member}");
+    }
+    assert!(inbox_ids(&c.client("BR")).await.is_empty());
+    for n in nodes {
+        n.shutdown(GRACE).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_gets_it_once_it_starts() {
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let br = c.start("BR").await;
+    let id = send(&c.client("BR"), &["GH"], "while you were out", "1d").await;
+    let queued = c
+        .client("BR")
+        .get(&format!("/v1/messages/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(queued["recipients"][0]["state"], "queued");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let gh = c.start("GH").await;
+    delivered(&c.client("BR"), &id, 40).await;
+    assert_eq!(inbox_ids(&c.client("GH")).await, [id]);
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_offered_twice_is_delivered_once() {
+    use estafette_net::{Answer, Endpoint};
+    use estafette_packet::{
+        Body, BureauCode, Handling, Header, Kind, Letter, PacketId, Precedence, Suite,
+    };
+
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let gh = c.start("GH").await;
+    // Play BR by hand: seal one packet and offer it twice, on two connections.
+    let roster = c.net.roster();
+    let br_dir = c.net.dir.bureau_dir(&BureauCode::new("BR").unwrap());
+    let identity = estafette_node::network::load_identity(&br_dir.join("identity.key")).unwrap();
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let now = estafette_node::node::now_ms();
+    let header = Header {
+        suite: Suite::Ed25519X25519ChaCha20,
+        id: PacketId::random(&mut rng),
+        origin: BureauCode::new("BR").unwrap(),
+        recipients: vec![BureauCode::new("GH").unwrap()],
+        created_at_ms: now,
+        expires_at_ms: now + 3_600_000,
+        precedence: Precedence::Routine,
+        handling: Handling::default(),
+        kind: Kind::Letter,
+    };
+    let body = Body::Letter(Letter {
+        sender: BureauCode::new("BR").unwrap(),
+        case_ref: None,
+        subject: "twice".into(),
+        in_reply_to: None,
+        content_type: "text/plain".into(),
+        content: b"once".to_vec(),
+    });
+    let packet = estafette_packet::seal(&identity, &roster, header, &body, &mut rng).unwrap();
+    let gh_addr = c.config("GH").listen;
+    for _ in 0..2 {
+        let ep = Endpoint::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            c.net.tls("BR"),
+            roster.clone(),
+            1 << 20,
+        )
+        .unwrap();
+        let conn = within(
+            10,
+            "connect",
+            ep.connect(&BureauCode::new("GH").unwrap(), gh_addr),
+        )
+        .await
+        .unwrap();
+        let answer = within(10, "offer", conn.offer(&packet.encode()))
+            .await
+            .unwrap();
+        assert_eq!(answer, Answer::Accepted(packet.header().id));
+        conn.close("done");
+    }
+    assert_eq!(
+        inbox_ids(&c.client("GH")).await,
+        [packet.header().id.to_string()]
+    );
+    gh.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_that_expires_at_the_hub_comes_back_as_a_non_delivery_report() {
+    let c = Cluster::new(
+        &["BR", "CV", "GH"],
+        &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
+    );
+    let (br, cv) = (c.start("BR").await, c.start("CV").await);
+    // GH is down: the hub holds the notice until it expires, then reports to BR.
+    let id = send(&c.client("BR"), &["GH"], "too late", "2s").await;
+    let status = eventually(30, "non-delivery report", || async {
+        let v = c
+            .client("BR")
+            .get(&format!("/v1/messages/{id}"))
+            .await
+            .ok()?;
+        (v["recipients"][0]["state"] == "failed").then_some(v)
+    })
+    .await;
+    let reason = status["recipients"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("expired at CV"), "{reason}");
+    br.shutdown(GRACE).await;
+    cv.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_names_its_errors() {
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let br = c.start("BR").await;
+    let api = c.client("BR");
+    let err = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["ZZ"], "subject": "s", "text": "t"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("neither a bureau nor a group")
+            && err.to_string().contains("bad_request"),
+        "{err}"
+    );
+    let err = api
+        .post("/v1/messages", &json!({"to": ["GH"], "subject": "s"}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of text and content_base64"),
+        "{err}"
+    );
+    let err = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["GH"], "subject": "s", "text": "t", "ttl": "7w"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ttl"), "{err}");
+    let err = api.get("/v1/messages/nothex").await.unwrap_err();
+    assert!(err.to_string().contains("bad_request"), "{err}");
+    let err = api
+        .get(&format!("/v1/inbox/{}", "00".repeat(16)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not_found"), "{err}");
+    let err = api.get("/v2/nothing").await.unwrap_err();
+    assert!(err.to_string().contains("not_found"), "{err}");
+    br.shutdown(GRACE).await;
+}
