@@ -279,3 +279,133 @@ async fn the_local_api_names_its_errors() {
     assert!(err.to_string().contains("not_found"), "{err}");
     br.shutdown(GRACE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_reads_and_acknowledges() {
+    use crate::util::{estafette, ok, p};
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let (br, gh) = (c.start("BR").await, c.start("GH").await);
+    let (br_conf, gh_conf) = (c.write_config("BR"), c.write_config("GH"));
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            estafette(&args)
+        })
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+
+    let out = cli(s(&[
+        "send",
+        "--config",
+        p(&br_conf),
+        "--to",
+        "GH",
+        "--subject",
+        "from the CLI",
+        "--case-ref",
+        "C-1",
+        "--text",
+        "hello GH",
+        "--precedence",
+        "flash",
+    ]))
+    .await
+    .unwrap();
+    let id = ok(&out).trim().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    delivered(&c.client("BR"), &id, 30).await;
+
+    let status = ok(
+        &cli(s(&["status", "--config", p(&br_conf), "--message", &id]))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        status.contains("GH") && status.contains("delivered"),
+        "{status}"
+    );
+    let table = ok(&cli(s(&["status", "--config", p(&br_conf)])).await.unwrap());
+    assert!(
+        table.contains("bureau BR") && table.contains("GH"),
+        "{table}"
+    );
+    let list = ok(&cli(s(&["inbox", "--config", p(&gh_conf)])).await.unwrap());
+    assert!(
+        list.contains(&id) && list.contains("from the CLI") && list.contains("[case C-1]"),
+        "{list}"
+    );
+    let read = ok(&cli(s(&["inbox", "--config", p(&gh_conf), "read", &id]))
+        .await
+        .unwrap());
+    assert!(read.contains("hello GH"), "{read}");
+    ok(&cli(s(&["inbox", "--config", p(&gh_conf), "ack", &id]))
+        .await
+        .unwrap());
+    let list = ok(&cli(s(&["inbox", "--config", p(&gh_conf)])).await.unwrap());
+    assert!(list.contains("inbox empty"), "{list}");
+
+    // A bad recipient is the user's error (exit 64), named.
+    let out = cli(s(&[
+        "send",
+        "--config",
+        p(&br_conf),
+        "--to",
+        "ZZ",
+        "--subject",
+        "x",
+        "--text",
+        "x",
+    ]))
+    .await
+    .unwrap();
+    let err = crate::util::fails(&out, 64);
+    assert!(err.contains("ZZ"), "{err}");
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+
+    // With the node stopped, the CLI says so.
+    let out = cli(s(&["status", "--config", p(&br_conf)])).await.unwrap();
+    let err = crate::util::fails(&out, 1);
+    assert!(err.contains("estafette node run"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tcp_api_needs_the_bearer_token() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut c = Cluster::new(&["BR"], &[]);
+    let dir = c.configs["BR"].store.dir.with_file_name("tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write_token = |name: &str, token: &str| {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, token.as_bytes()).unwrap();
+        path
+    };
+    let good = write_token("good", "correct-horse-battery-staple");
+    let bad = write_token("bad", "incorrect-horse-battery-staple");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = c.configs.get_mut("BR").unwrap();
+    cfg.api.tcp = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    cfg.api.token_file = Some(good);
+    let br = c.start("BR").await;
+    let v = c.client("BR").get("/v1/status").await.unwrap();
+    assert_eq!(v["bureau"], "BR");
+    let mut wrong = c.config("BR");
+    wrong.api.token_file = Some(bad);
+    let err = ApiClient::from_config(&wrong)
+        .unwrap()
+        .get("/v1/status")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unauthorized"), "{err}");
+    br.shutdown(GRACE).await;
+}

@@ -220,3 +220,35 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl Cluster {
+    /// Writes `code`'s configuration as a TOML file, for the CLI.
+    pub(crate) fn write_config(&self, code: &str) -> std::path::PathBuf {
+        let c = &self.configs[code];
+        let mut text = format!(
+            "bureau = \"{}\"\nnetwork = \"{}\"\nauthority_key = \"{}\"\nroster = {:?}\nidentity_key = {:?}\n\
+             tls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\nlisten = \"{}\"\n\n[store]\ndir = {:?}\n\n\
+             [api]\nsocket = {:?}\n",
+            c.bureau,
+            c.network,
+            c.authority_key,
+            c.roster,
+            c.identity_key,
+            c.tls_cert,
+            c.tls_key,
+            c.ca_cert,
+            c.listen,
+            c.store.dir,
+            c.api.socket
+        );
+        for r in &c.routes {
+            text.push_str(&format!(
+                "\n[[route]]\nto = \"{}\"\nvia = \"{}\"\n",
+                r.to, r.via
+            ));
+        }
+        let path = c.store.dir.with_file_name("node.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
