@@ -699,14 +699,8 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
                     conn = Some(c);
                 }
                 Err(e) => {
-                    failures += 1;
-                    let delay = backoff.delay(failures, rng.next_u64());
-                    tracing::info!(%peer, failures, ?delay, error = %e, "peer unreachable; will retry");
-                    shared.peer_update(&peer, |p| {
-                        p.connected = false;
-                        p.failures = failures;
-                        p.last_error = Some(e.to_string());
-                    });
+                    let delay =
+                        record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
                     tokio::select! {
                         _ = stop.changed() => break,
                         () = tokio::time::sleep(delay) => {}
@@ -732,14 +726,7 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
             }
         }
         if let Some(e) = transient {
-            failures += 1;
-            let delay = backoff.delay(failures, rng.next_u64());
-            tracing::info!(%peer, failures, ?delay, error = %e, "sending failed; will retry");
-            shared.peer_update(&peer, |p| {
-                p.connected = false;
-                p.failures = failures;
-                p.last_error = Some(e.clone());
-            });
+            let delay = record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
             conn = None;
             tokio::select! {
                 _ = stop.changed() => break,
@@ -750,6 +737,28 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
     if let Some(c) = conn {
         c.close("shutting down");
     }
+}
+
+/// Counts one more consecutive failure to reach `peer`, records it for status, and returns the
+/// backoff delay before the next try.
+fn record_failure(
+    shared: &Shared,
+    peer: &BureauCode,
+    failures: &mut u32,
+    backoff: &Backoff,
+    random: u64,
+    error: String,
+) -> Duration {
+    *failures += 1;
+    let delay = backoff.delay(*failures, random);
+    tracing::info!(%peer, failures = *failures, ?delay, %error, "cannot reach the peer; will retry");
+    let count = *failures;
+    shared.peer_update(peer, |p| {
+        p.connected = false;
+        p.failures = count;
+        p.last_error = Some(error);
+    });
+    delay
 }
 
 async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, String> {
