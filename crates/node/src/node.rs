@@ -20,7 +20,7 @@ use estafette_packet::{
     Body, BureauCode, Handling, Header, Identity, Kind, Letter, Limits, NonDelivery,
     NonDeliveryReason, Opened, Packet, PacketId, Precedence, Receipt, Roster, Suite,
 };
-use estafette_store::{Admission, OriginStatus, Progress, Store, StoreError, StoreOptions};
+use estafette_store::{Admission, Admit, OriginStatus, Progress, Store, StoreError, StoreOptions};
 use rand_core::{Rng as _, UnwrapErr};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -97,6 +97,14 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A packet sealed by this node, planned and ready to store.
+struct Outgoing {
+    packet: Packet,
+    hops: Vec<BureauCode>,
+    local: bool,
+    status: Option<OriginStatus>,
 }
 
 /// State shared by the node's tasks.
@@ -334,6 +342,38 @@ impl Shared {
         handling: Handling,
         body: Body,
     ) -> Result<PacketId, NodeError> {
+        let out = self.prepare(recipients, precedence, ttl, handling, body)?;
+        let id = out.packet.header().id;
+        let now = now_ms();
+        let hops = out.hops.clone();
+        self.with_store(move |s| {
+            s.admit_with_reply(
+                Admit {
+                    packet: &out.packet,
+                    next_hops: &out.hops,
+                    local: out.local,
+                    status: out.status.as_ref(),
+                },
+                None,
+                now,
+            )
+        })
+        .await?;
+        for h in &hops {
+            self.wake(h);
+        }
+        Ok(id)
+    }
+
+    /// Seals `body` from this bureau for `recipients` and plans its first hops.
+    fn prepare(
+        &self,
+        recipients: Vec<BureauCode>,
+        precedence: Precedence,
+        ttl: Duration,
+        handling: Handling,
+        body: Body,
+    ) -> Result<Outgoing, NodeError> {
         let now = now_ms();
         let mut rng = UnwrapErr(getrandom::SysRng);
         let header = Header {
@@ -360,8 +400,14 @@ impl Shared {
         let plan = self
             .router()
             .plan(&packet.route.targets, std::slice::from_ref(&self.me));
-        let id = packet.header().id;
-        let mut status = OriginStatus {
+        if plan.hops.is_empty() && !plan.local {
+            return Err(NodeError::Submit(format!(
+                "no route to any recipient ({:?})",
+                plan.unroutable
+            )));
+        }
+        // Only letters have a status to follow: reports about reports are not sent.
+        let status = (packet.header().kind == Kind::Letter).then(|| OriginStatus {
             submitted_at_ms: now,
             expires_at_ms: packet.header().expires_at_ms,
             digest: packet.digest(),
@@ -369,36 +415,24 @@ impl Shared {
                 .header()
                 .recipients
                 .iter()
-                .map(|r| (r.clone(), Progress::Queued))
+                .map(|r| {
+                    let p = if plan.unroutable.contains(r) {
+                        Progress::Failed {
+                            reason: "no route to this bureau".into(),
+                        }
+                    } else {
+                        Progress::Queued
+                    };
+                    (r.clone(), p)
+                })
                 .collect(),
-        };
-        for (r, p) in &mut status.recipients {
-            if plan.unroutable.contains(r) {
-                *p = Progress::Failed {
-                    reason: "no route to this bureau".into(),
-                };
-            }
-        }
-        if plan.hops.is_empty() && !plan.local {
-            return Err(NodeError::Submit(format!(
-                "no route to any recipient ({:?})",
-                plan.unroutable
-            )));
-        }
-        let hops: Vec<BureauCode> = plan.hops.iter().map(|(h, _)| h.clone()).collect();
-        let local = plan.local;
-        let is_letter = packet.header().kind == Kind::Letter;
-        self.with_store(move |s| {
-            if is_letter {
-                s.put_status(&id, &status)?;
-            }
-            s.admit(&packet, &hops, local, now).map(|_| ())
+        });
+        Ok(Outgoing {
+            hops: plan.hops.iter().map(|(h, _)| h.clone()).collect(),
+            local: plan.local,
+            packet,
+            status,
         })
-        .await?;
-        for (h, _) in &plan.hops {
-            self.wake(h);
-        }
-        Ok(id)
     }
 
     /// Handles one offer from `peer`; the answer is `Accepted` only once the packet is durable.
@@ -445,10 +479,59 @@ impl Shared {
         };
         let hops: Vec<BureauCode> = plan.hops.iter().map(|(h, _)| h.clone()).collect();
         let local = plan.local;
+        // A letter for us is answered by a receipt stored in the same transaction: delivered and
+        // acknowledged back, together or not at all.
+        let receipt = match &opened {
+            Some(Opened {
+                body: Body::Letter(_),
+                ..
+            }) => {
+                let body = Body::Receipt(Receipt {
+                    sender: self.me.clone(),
+                    packet_id: id,
+                    packet_digest: packet.digest(),
+                    delivered_at_ms: now,
+                });
+                let h = packet.header();
+                match self.prepare(
+                    vec![h.origin.clone()],
+                    h.precedence,
+                    REPORT_TTL,
+                    Handling::default(),
+                    body,
+                ) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::error!(%id, error = %e, "cannot prepare a receipt; delivering without one");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let receipt_hops: Vec<BureauCode> =
+            receipt.as_ref().map(|r| r.hops.clone()).unwrap_or_default();
         let stored = {
             let packet = packet.clone();
-            self.with_store(move |s| s.admit(&packet, &hops, local, now))
-                .await
+            self.with_store(move |s| {
+                let reply = receipt.as_ref().map(|r| Admit {
+                    packet: &r.packet,
+                    next_hops: &r.hops,
+                    local: r.local,
+                    status: None,
+                });
+                s.admit_with_reply(
+                    Admit {
+                        packet: &packet,
+                        next_hops: &hops,
+                        local,
+                        status: None,
+                    },
+                    reply,
+                    now,
+                )
+            })
+            .await
         };
         match stored {
             Ok(Admission::Duplicate) => {
@@ -456,7 +539,7 @@ impl Shared {
                 Answer::Accepted(id)
             }
             Ok(Admission::Stored(seq)) => {
-                for (h, _) in &plan.hops {
+                for h in plan.hops.iter().map(|(h, _)| h).chain(&receipt_hops) {
                     self.wake(h);
                 }
                 if let Some(opened) = opened {
@@ -472,28 +555,14 @@ impl Shared {
         }
     }
 
-    /// A packet for this bureau is durable: answer a letter with a receipt; apply a receipt or
-    /// a non-delivery report to the status of the packet it names.
+    /// A packet for this bureau is durable (a letter with its receipt): apply a receipt or a
+    /// non-delivery report to the status of the packet it names.
     async fn deliver_local(&self, packet: &Packet, seq: u64, opened: Opened) {
         let origin = packet.header().origin.clone();
         let result = match opened.body {
             Body::Letter(_) => {
-                let receipt = Body::Receipt(Receipt {
-                    sender: self.me.clone(),
-                    packet_id: packet.header().id,
-                    packet_digest: packet.digest(),
-                    delivered_at_ms: now_ms(),
-                });
-                tracing::info!(from = %origin, id = %packet.header().id, "delivered to the inbox");
-                self.originate(
-                    vec![origin],
-                    packet.header().precedence,
-                    REPORT_TTL,
-                    Handling::default(),
-                    receipt,
-                )
-                .await
-                .map(|_| ())
+                tracing::info!(from = %origin, id = %packet.header().id, "delivered to the inbox; receipt queued");
+                Ok(())
             }
             Body::Receipt(r) => {
                 let by = origin.clone();

@@ -154,6 +154,19 @@ pub enum Admission {
     Duplicate,
 }
 
+/// One packet to admit, and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Admit<'a> {
+    /// The packet.
+    pub packet: &'a Packet,
+    /// Next hops to queue it for.
+    pub next_hops: &'a [BureauCode],
+    /// Also deliver it to the local inbox.
+    pub local: bool,
+    /// For a packet this node originates: its status, recorded in the same transaction.
+    pub status: Option<&'a OriginStatus>,
+}
+
 /// A packet waiting in an outbox or the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
@@ -314,81 +327,130 @@ impl Store {
         local: bool,
         now_ms: u64,
     ) -> Result<Admission, StoreError> {
-        let bytes = packet.encode();
+        self.admit_with_reply(
+            Admit {
+                packet,
+                next_hops,
+                local,
+                status: None,
+            },
+            None,
+            now_ms,
+        )
+    }
+
+    /// Like [`Store::admit`], and if `first` is stored (not a duplicate), also stores `reply` in
+    /// the same transaction: a delivered letter and the receipt that answers it are durable
+    /// together or not at all, so a crash cannot deliver a letter without its receipt.
+    pub fn admit_with_reply(
+        &self,
+        first: Admit<'_>,
+        reply: Option<Admit<'_>>,
+        now_ms: u64,
+    ) -> Result<Admission, StoreError> {
+        let op = "admit";
+        let first_bytes = self.check(&first)?;
+        let reply_bytes = reply.as_ref().map(|r| self.check(r)).transpose()?;
+        let txn = self.begin(op)?;
+        let admission = Self::insert(&txn, &first, &first_bytes, now_ms)?;
+        if admission == Admission::Duplicate {
+            return Ok(admission);
+        }
+        if let (Some(r), Some(bytes)) = (&reply, &reply_bytes) {
+            Self::insert(&txn, r, bytes, now_ms)?;
+        }
+        txn.commit().map_err(db_err(op))?;
+        Ok(admission)
+    }
+
+    fn check(&self, item: &Admit<'_>) -> Result<Vec<u8>, StoreError> {
+        let bytes = item.packet.encode();
         if bytes.len() > self.options.max_packet_size {
             return Err(StoreError::TooLarge {
                 max: self.options.max_packet_size,
                 got: bytes.len(),
             });
         }
-        if next_hops.is_empty() && !local {
+        if item.next_hops.is_empty() && !item.local {
             return Err(StoreError::NoDestination);
         }
-        let h = packet.header();
+        Ok(bytes)
+    }
+
+    fn insert(
+        txn: &WriteTransaction,
+        item: &Admit<'_>,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Admission, StoreError> {
         let op = "admit";
-        let txn = self.begin(op)?;
-        let seq = {
-            let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
-            let key = (h.origin.as_str(), h.id.0);
-            if dedup.get(key).map_err(db_err(op))?.is_some() {
-                return Ok(Admission::Duplicate);
-            }
-            dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
-            let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
-            dexp.insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
+        let (packet, next_hops, local) = (item.packet, item.next_hops, item.local);
+        let h = packet.header();
+        if let Some(status) = item.status {
+            let bytes = postcard::to_stdvec(status).unwrap_or_default();
+            txn.open_table(STATUS)
+                .map_err(db_err(op))?
+                .insert(h.id.0, bytes.as_slice())
                 .map_err(db_err(op))?;
+        }
+        let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
+        let key = (h.origin.as_str(), h.id.0);
+        if dedup.get(key).map_err(db_err(op))?.is_some() {
+            return Ok(Admission::Duplicate);
+        }
+        dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
+        let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
+        dexp.insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
+            .map_err(db_err(op))?;
 
-            let mut meta = txn.open_table(META).map_err(db_err(op))?;
-            let seq = meta
-                .get(META_NEXT_SEQ)
-                .map_err(db_err(op))?
-                .map_or(1, |v| v.value());
-            meta.insert(META_NEXT_SEQ, seq + 1).map_err(db_err(op))?;
+        let mut meta = txn.open_table(META).map_err(db_err(op))?;
+        let seq = meta
+            .get(META_NEXT_SEQ)
+            .map_err(db_err(op))?
+            .map_or(1, |v| v.value());
+        meta.insert(META_NEXT_SEQ, seq + 1).map_err(db_err(op))?;
 
-            let mut hops: Vec<BureauCode> = Vec::with_capacity(next_hops.len());
-            for hop in next_hops {
-                if !hops.contains(hop) {
-                    hops.push(hop.clone());
-                }
+        let mut hops: Vec<BureauCode> = Vec::with_capacity(next_hops.len());
+        for hop in next_hops {
+            if !hops.contains(hop) {
+                hops.push(hop.clone());
             }
-            let entry = Entry {
-                origin: h.origin.clone(),
-                id: h.id,
-                precedence: h.precedence,
-                expires_at_ms: h.expires_at_ms,
-                received_at_ms: now_ms,
-                pending_hops: hops,
-                in_inbox: local,
-            };
-            txn.open_table(PACKETS)
-                .map_err(db_err(op))?
-                .insert(seq, bytes.as_slice())
-                .map_err(db_err(op))?;
-            txn.open_table(ENTRIES)
-                .map_err(db_err(op))?
-                .insert(seq, encode_entry(&entry).as_slice())
-                .map_err(db_err(op))?;
-            let mut outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
-            for hop in &entry.pending_hops {
-                outbox
-                    .insert((hop.as_str(), h.precedence as u8, seq), ())
-                    .map_err(db_err(op))?;
-            }
-            if local {
-                txn.open_table(INBOX)
-                    .map_err(db_err(op))?
-                    .insert(seq, ())
-                    .map_err(db_err(op))?;
-            }
-            if !entry.pending_hops.is_empty() {
-                txn.open_table(EXPIRY)
-                    .map_err(db_err(op))?
-                    .insert((h.expires_at_ms, seq), ())
-                    .map_err(db_err(op))?;
-            }
-            seq
+        }
+        let entry = Entry {
+            origin: h.origin.clone(),
+            id: h.id,
+            precedence: h.precedence,
+            expires_at_ms: h.expires_at_ms,
+            received_at_ms: now_ms,
+            pending_hops: hops,
+            in_inbox: local,
         };
-        txn.commit().map_err(db_err(op))?;
+        txn.open_table(PACKETS)
+            .map_err(db_err(op))?
+            .insert(seq, bytes)
+            .map_err(db_err(op))?;
+        txn.open_table(ENTRIES)
+            .map_err(db_err(op))?
+            .insert(seq, encode_entry(&entry).as_slice())
+            .map_err(db_err(op))?;
+        let mut outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
+        for hop in &entry.pending_hops {
+            outbox
+                .insert((hop.as_str(), h.precedence as u8, seq), ())
+                .map_err(db_err(op))?;
+        }
+        if local {
+            txn.open_table(INBOX)
+                .map_err(db_err(op))?
+                .insert(seq, ())
+                .map_err(db_err(op))?;
+        }
+        if !entry.pending_hops.is_empty() {
+            txn.open_table(EXPIRY)
+                .map_err(db_err(op))?
+                .insert((h.expires_at_ms, seq), ())
+                .map_err(db_err(op))?;
+        }
         Ok(Admission::Stored(seq))
     }
 

@@ -331,3 +331,56 @@ fn counts() {
     assert_eq!((c.packets, c.inbox), (2, 1));
     assert_eq!(c.outbox, [("CV".to_owned(), 2), ("NG".to_owned(), 1)]);
 }
+
+#[test]
+fn a_reply_is_stored_with_its_letter_or_not_at_all() {
+    let f = Fixture::new();
+    let s = f.store();
+    let letter = f.packet(Precedence::Routine, NOW + HOUR);
+    let receipt = f.packet(Precedence::Routine, NOW + HOUR);
+    let status = OriginStatus {
+        submitted_at_ms: NOW,
+        expires_at_ms: NOW + HOUR,
+        digest: [1; 32],
+        recipients: vec![(code("GH"), Progress::Queued)],
+    };
+    let first = Admit {
+        packet: &letter,
+        next_hops: &[],
+        local: true,
+        status: None,
+    };
+    let reply = Admit {
+        packet: &receipt,
+        next_hops: &[code("CV")],
+        local: false,
+        status: Some(&status),
+    };
+    assert!(matches!(
+        s.admit_with_reply(first, Some(reply), NOW).unwrap(),
+        Admission::Stored(_)
+    ));
+    assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 1);
+    assert_eq!(
+        s.status(&receipt.header().id).unwrap(),
+        Some(status.clone())
+    );
+
+    // The letter again: a duplicate, and its reply is not stored a second time.
+    let again = f.packet(Precedence::Routine, NOW + HOUR);
+    let reply = Admit {
+        packet: &again,
+        next_hops: &[code("CV")],
+        local: false,
+        status: None,
+    };
+    assert_eq!(
+        s.admit_with_reply(first, Some(reply), NOW).unwrap(),
+        Admission::Duplicate
+    );
+    assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 1);
+    assert!(
+        !s.has_seen(&again.header().origin, &again.header().id)
+            .unwrap()
+    );
+}
