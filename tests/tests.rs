@@ -2,6 +2,7 @@
 //! per area (as ripgrep does), so the workspace links it once.
 
 mod config;
+mod faults;
 mod net;
 mod network;
 mod node;

@@ -34,8 +34,10 @@ pub use tls::{ALPN, PeerPolicy, PeerRefusal, TlsIdentity};
 /// QUIC idle timeout: a connection silent this long is closed. With keep-alives every
 /// [`KEEP_ALIVE`], only a dead peer or link goes silent.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Keep-alive interval: well under the idle timeout, and under common NAT binding lifetimes.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Keep-alive interval: well under the idle timeout and common NAT binding lifetimes, and short
+/// enough that after a peer restarts, our next keep-alive draws its stateless reset within
+/// seconds. Each is one small packet per idle connection.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Offers a peer may have in flight on one connection.
 pub const MAX_STREAMS: u32 = 64;
 
@@ -89,6 +91,32 @@ pub enum NetError {
     Protocol(&'static str),
 }
 
+/// QUIC endpoint settings that survive a restart: the key that authenticates stateless resets
+/// (RFC 9000 §10.3) and the key that makes our connection IDs recognisable, both derived from
+/// the node's TLS private key. A node that crashed and came back then recognises its peers'
+/// packets for the old connections as its own and answers them with a reset they accept, so they
+/// reconnect at once instead of waiting out the idle timeout.
+fn endpoint_config(key: &rustls::pki_types::PrivateKeyDer<'_>) -> quinn::EndpointConfig {
+    use aws_lc_rs::{digest, hmac};
+    let derive = |label: &[u8]| {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(label);
+        ctx.update(key.secret_der());
+        ctx.finish()
+    };
+    let reset = derive(b"estafette/v1/stateless-reset\0");
+    let cid = derive(b"estafette/v1/connection-id\0");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&cid.as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config =
+        quinn::EndpointConfig::new(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, reset.as_ref())));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
+}
+
 /// A node's QUIC endpoint.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -106,6 +134,7 @@ impl Endpoint {
         max_packet_size: usize,
     ) -> Result<Self, NetError> {
         let policy = Arc::new(PeerPolicy::new(roster));
+        let endpoint_config = endpoint_config(&identity.key);
         let (server, client) = tls::configs(identity, &policy)?;
         let mut transport = quinn::TransportConfig::default();
         transport
@@ -126,8 +155,14 @@ impl Endpoint {
             .map_err(|e| NetError::Tls(rustls::Error::General(e.to_string())))?;
         let mut client = quinn::ClientConfig::new(Arc::new(client));
         client.transport_config(transport);
-        let mut endpoint =
-            quinn::Endpoint::server(server, listen).map_err(|source| NetError::Bind {
+        let socket = std::net::UdpSocket::bind(listen).map_err(|source| NetError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let runtime = quinn::default_runtime()
+            .ok_or(NetError::Protocol("no async runtime to run QUIC on"))?;
+        let mut endpoint = quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)
+            .map_err(|source| NetError::Bind {
                 addr: listen,
                 source,
             })?;
@@ -168,14 +203,21 @@ impl Endpoint {
         self.identify(conn)
     }
 
-    /// Waits for the next peer to connect; `None` once the endpoint is closed. A peer refused in
-    /// the handshake yields an error and the endpoint goes on accepting.
-    pub async fn accept(&self) -> Option<Result<PeerConnection, NetError>> {
-        let incoming = self.endpoint.accept().await?;
-        Some(match incoming.await {
-            Ok(conn) => self.identify(conn),
-            Err(e) => Err(e.into()),
+    /// Waits for the next connection attempt; `None` once the endpoint is closed. The handshake
+    /// is left to [`Incoming::handshake`], so that one slow or dead peer cannot hold up the
+    /// others: run each in its own task.
+    pub async fn accept_incoming(&self) -> Option<Incoming> {
+        let inner = self.endpoint.accept().await?;
+        Some(Incoming {
+            inner,
+            endpoint: self.clone(),
         })
+    }
+
+    /// Waits for the next peer to connect and completes its handshake; `None` once the endpoint
+    /// is closed. A peer refused in the handshake yields an error.
+    pub async fn accept(&self) -> Option<Result<PeerConnection, NetError>> {
+        Some(self.accept_incoming().await?.handshake().await)
     }
 
     fn identify(&self, conn: quinn::Connection) -> Result<PeerConnection, NetError> {
@@ -208,6 +250,26 @@ impl Endpoint {
     /// Waits until every connection has closed cleanly (after [`Endpoint::close`]).
     pub async fn wait_idle(&self) {
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// A connection attempt, before its handshake.
+#[derive(Debug)]
+pub struct Incoming {
+    inner: quinn::Incoming,
+    endpoint: Endpoint,
+}
+
+impl Incoming {
+    /// Where the attempt comes from.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.inner.remote_address()
+    }
+
+    /// Completes the handshake (mutual TLS and the roster check) and identifies the peer.
+    pub async fn handshake(self) -> Result<PeerConnection, NetError> {
+        let conn = self.inner.await?;
+        self.endpoint.identify(conn)
     }
 }
 

@@ -33,6 +33,8 @@ use crate::network::{self, NetworkError};
 pub const REPORT_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// Packets taken from an outbox at a time (and offered concurrently).
 const BATCH: usize = 32;
+/// How long an inbound handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a dial may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one offer may wait for its answer (a 64 MiB packet on a slow link takes a while).
@@ -509,6 +511,27 @@ impl Shared {
             }
             _ => None,
         };
+        // A report for us (receipt or non-delivery) is applied to the status it reports on in
+        // the same transaction that remembers it: never "seen" without being applied.
+        if let Some(Opened { body, .. }) = &opened
+            && plan.hops.is_empty()
+            && let Some((about, update)) = status_update(&packet.header().origin, body)
+        {
+            let report = packet.clone();
+            return match self
+                .with_store(move |s| s.admit_report(&report, &about, update))
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!(%peer, %id, "report applied");
+                    Answer::Accepted(id)
+                }
+                Err(NodeError::Store(StoreError::DiskFull { .. })) => {
+                    refuse(id, "receiver's disk is full".into(), false)
+                }
+                Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
+            };
+        }
         let receipt_hops: Vec<BureauCode> =
             receipt.as_ref().map(|r| r.hops.clone()).unwrap_or_default();
         let stored = {
@@ -555,59 +578,14 @@ impl Shared {
         }
     }
 
-    /// A packet for this bureau is durable (a letter with its receipt): apply a receipt or a
-    /// non-delivery report to the status of the packet it names.
-    async fn deliver_local(&self, packet: &Packet, seq: u64, opened: Opened) {
-        let origin = packet.header().origin.clone();
-        let result = match opened.body {
-            Body::Letter(_) => {
-                tracing::info!(from = %origin, id = %packet.header().id, "delivered to the inbox; receipt queued");
-                Ok(())
-            }
-            Body::Receipt(r) => {
-                let by = origin.clone();
-                self.with_store(move |s| {
-                    s.update_status(&r.packet_id, |st| {
-                        if st.digest == r.packet_digest
-                            && let Some((_, p)) = st.recipients.iter_mut().find(|(c, _)| *c == by)
-                        {
-                            *p = Progress::Delivered {
-                                at_ms: r.delivered_at_ms,
-                            };
-                        }
-                    })?;
-                    s.ack_inbox(seq).map(|_| ())
-                })
-                .await
-            }
-            Body::NonDelivery(nd) => {
-                self.with_store(move |s| {
-                    s.update_status(&nd.packet_id, |st| {
-                        if st.digest == nd.packet_digest {
-                            for (c, p) in &mut st.recipients {
-                                if nd.undelivered.contains(c)
-                                    && !matches!(p, Progress::Delivered { .. })
-                                {
-                                    let reason = match &nd.reason {
-                                        NonDeliveryReason::Expired => {
-                                            format!("expired at {}", nd.sender)
-                                        }
-                                        NonDeliveryReason::Refused(r) => {
-                                            format!("refused by {}: {r}", nd.sender)
-                                        }
-                                    };
-                                    *p = Progress::Failed { reason };
-                                }
-                            }
-                        }
-                    })?;
-                    s.ack_inbox(seq).map(|_| ())
-                })
-                .await
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(id = %packet.header().id, error = %e, "could not complete local delivery");
+    /// A letter for this bureau is durable, with its receipt.
+    async fn deliver_local(&self, packet: &Packet, _seq: u64, opened: Opened) {
+        if let Body::Letter(_) = opened.body {
+            tracing::info!(
+                from = %packet.header().origin,
+                id = %packet.header().id,
+                "delivered to the inbox; receipt queued"
+            );
         }
     }
 
@@ -667,25 +645,85 @@ impl Shared {
     }
 }
 
+/// A change to the status of a packet this node sent.
+type StatusUpdate = Box<dyn FnOnce(&mut OriginStatus) + Send>;
+
+/// For a receipt or non-delivery report from `from`: the packet it reports on, and the change
+/// it makes to that packet's status. `None` for a letter.
+fn status_update(from: &BureauCode, body: &Body) -> Option<(PacketId, StatusUpdate)> {
+    match body.clone() {
+        Body::Letter(_) => None,
+        Body::Receipt(r) => {
+            let by = from.clone();
+            Some((
+                r.packet_id,
+                Box::new(move |st: &mut OriginStatus| {
+                    // A receipt counts only if it names the packet we sent, digest and all.
+                    if st.digest == r.packet_digest
+                        && let Some((_, p)) = st.recipients.iter_mut().find(|(c, _)| *c == by)
+                    {
+                        *p = Progress::Delivered {
+                            at_ms: r.delivered_at_ms,
+                        };
+                    }
+                }),
+            ))
+        }
+        Body::NonDelivery(nd) => Some((
+            nd.packet_id,
+            Box::new(move |st: &mut OriginStatus| {
+                if st.digest != nd.packet_digest {
+                    return;
+                }
+                let reason = match &nd.reason {
+                    NonDeliveryReason::Expired => format!("expired at {}", nd.sender),
+                    NonDeliveryReason::Refused(r) => format!("refused by {}: {r}", nd.sender),
+                };
+                for (c, p) in &mut st.recipients {
+                    if nd.undelivered.contains(c) && !matches!(p, Progress::Delivered { .. }) {
+                        *p = Progress::Failed {
+                            reason: reason.clone(),
+                        };
+                    }
+                }
+            }),
+        )),
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
     loop {
         let incoming = tokio::select! {
             _ = stop.changed() => break,
-            i = shared.endpoint.accept() => i,
+            i = shared.endpoint.accept_incoming() => i,
         };
-        match incoming {
-            None => break,
-            Some(Err(e)) => tracing::warn!(error = %e, "inbound connection refused"),
-            Some(Ok(conn)) => {
-                let peer = conn.peer().clone();
-                tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
-                shared.peer_update(&peer, |p| p.last_seen_ms = Some(now_ms()));
-                // A peer that is back may be waiting for what we queued for it.
-                shared.wake(&peer);
-                conns.spawn(serve_connection(shared.clone(), conn, stop.clone()));
-            }
-        }
+        let Some(incoming) = incoming else { break };
+        // Each handshake runs in its own task: a peer that stalls mid-handshake must not keep
+        // the others out.
+        let (shared, stop) = (shared.clone(), stop.clone());
+        conns.spawn(async move {
+            let from = incoming.remote_address();
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming.handshake()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    tracing::warn!(%from, error = %e, "inbound connection refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%from, "inbound handshake did not finish within {HANDSHAKE_TIMEOUT:?}");
+                    return;
+                }
+            };
+            let peer = conn.peer().clone();
+            tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
+            shared.peer_update(&peer, |p| p.last_seen_ms = Some(now_ms()));
+            // A peer that is back may be waiting for what we queued for it.
+            shared.wake(&peer);
+            serve_connection(shared, conn, stop).await;
+        });
+        // Reap finished connection tasks as we go.
+        while conns.try_join_next().is_some() {}
     }
     // Let offers in flight finish (bounded by the node's shutdown grace).
     while conns.join_next().await.is_some() {}

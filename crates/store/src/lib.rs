@@ -454,6 +454,53 @@ impl Store {
         Ok(Admission::Stored(seq))
     }
 
+    /// Takes a report addressed to this node (a receipt or a non-delivery report): remembers
+    /// its `(origin, id)` like any packet and applies `update` to the status of the packet it
+    /// reports on, in one transaction, storing nothing else. A crash cannot leave a report
+    /// "seen" but not applied. Returns `Duplicate` (and applies nothing) for a report seen before.
+    pub fn admit_report(
+        &self,
+        report: &Packet,
+        about: &PacketId,
+        update: impl FnOnce(&mut OriginStatus),
+    ) -> Result<Admission, StoreError> {
+        let op = "admit report";
+        let h = report.header();
+        let txn = self.begin(op)?;
+        {
+            let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
+            let key = (h.origin.as_str(), h.id.0);
+            if dedup.get(key).map_err(db_err(op))?.is_some() {
+                return Ok(Admission::Duplicate);
+            }
+            dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
+            txn.open_table(DEDUP_EXPIRY)
+                .map_err(db_err(op))?
+                .insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
+                .map_err(db_err(op))?;
+            let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
+            let current = table.get(about.0).map_err(db_err(op))?.map(|v| {
+                postcard::from_bytes::<OriginStatus>(v.value()).map_err(|source| {
+                    StoreError::Corrupt {
+                        what: "status",
+                        seq: 0,
+                        source,
+                    }
+                })
+            });
+            if let Some(current) = current {
+                let mut status = current?;
+                update(&mut status);
+                let bytes = postcard::to_stdvec(&status).unwrap_or_default();
+                table
+                    .insert(about.0, bytes.as_slice())
+                    .map_err(db_err(op))?;
+            }
+        }
+        txn.commit().map_err(db_err(op))?;
+        Ok(Admission::Stored(0))
+    }
+
     /// Up to `limit` packets queued for `peer`, most urgent precedence first, then oldest first.
     pub fn outbox(&self, peer: &BureauCode, limit: usize) -> Result<Vec<Stored>, StoreError> {
         let op = "read outbox";

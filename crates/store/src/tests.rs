@@ -384,3 +384,43 @@ fn a_reply_is_stored_with_its_letter_or_not_at_all() {
             .unwrap()
     );
 }
+
+#[test]
+fn a_report_is_applied_once_with_its_dedup_entry() {
+    let f = Fixture::new();
+    let s = f.store();
+    let about = PacketId([5; 16]);
+    s.put_status(
+        &about,
+        &OriginStatus {
+            submitted_at_ms: NOW,
+            expires_at_ms: NOW + HOUR,
+            digest: [0; 32],
+            recipients: vec![(code("GH"), Progress::Forwarded { at_ms: NOW })],
+        },
+    )
+    .unwrap();
+    let receipt = f.packet(Precedence::Routine, NOW + HOUR);
+    let deliver =
+        |st: &mut OriginStatus| st.recipients[0].1 = Progress::Delivered { at_ms: NOW + 1 };
+    assert!(matches!(
+        s.admit_report(&receipt, &about, deliver).unwrap(),
+        Admission::Stored(_)
+    ));
+    assert_eq!(
+        s.status(&about).unwrap().unwrap().recipients[0].1,
+        Progress::Delivered { at_ms: NOW + 1 }
+    );
+    // The same report again is a duplicate, and its update is not applied a second time.
+    let undo = |st: &mut OriginStatus| st.recipients[0].1 = Progress::Queued;
+    assert_eq!(
+        s.admit_report(&receipt, &about, undo).unwrap(),
+        Admission::Duplicate
+    );
+    assert_eq!(
+        s.status(&about).unwrap().unwrap().recipients[0].1,
+        Progress::Delivered { at_ms: NOW + 1 }
+    );
+    // Nothing but the dedup entry and the status was stored.
+    assert_eq!(s.counts().unwrap().packets, 0);
+}
