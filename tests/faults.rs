@@ -142,61 +142,69 @@ async fn assert_all_delivered_once(
     );
 }
 
-fn tails(a: &NodeProcess, b: &NodeProcess) -> String {
-    format!(
-        "--- BR log:\n{}\n--- GH log:\n{}",
-        a.log_tail(30),
-        b.log_tail(30)
-    )
-}
-
-async fn receiver_killed(n: usize, kills: u32, name: &str) {
+/// BR sends `n` letters to GH through the hub CV while `victim` is killed `kills` times.
+async fn killed_while_packets_flow(victim: &str, n: usize, kills: u32, name: &str) {
     let mut seed = Seed::new(name);
-    let c = Cluster::new(&["BR", "GH"], &[]);
-    let gh = Mutex::new(spawn(&c, "GH"));
-    let br = spawn(&c, "BR");
-    wait_up(&c, "BR").await;
-    wait_up(&c, "GH").await;
-    let (ids, ()) = tokio::join!(submit_all(&c, n), chaos(&c, &gh, "GH", kills, &mut seed));
+    let c = Cluster::new(
+        &["BR", "CV", "GH"],
+        &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
+    );
+    let mut procs = std::collections::BTreeMap::new();
+    for code in ["BR", "CV", "GH"] {
+        procs.insert(code, Mutex::new(spawn(&c, code)));
+    }
+    for code in ["BR", "CV", "GH"] {
+        wait_up(&c, code).await;
+    }
+    let (ids, ()) = tokio::join!(
+        submit_all(&c, n),
+        chaos(&c, &procs[victim], victim, kills, &mut seed)
+    );
     assert_eq!(ids.len(), n);
-    let gh_now = gh.lock().await;
-    assert_all_delivered_once(&c, &ids, &seed, 120, || tails(&br, &gh_now)).await;
-    drop(gh_now);
-    let starts = gh.lock().await.starts();
-    assert_eq!(starts, kills + 1, "GH was not restarted as planned");
-}
-
-async fn sender_killed(n: usize, kills: u32, name: &str) {
-    let mut seed = Seed::new(name);
-    let c = Cluster::new(&["BR", "GH"], &[]);
-    let br = Mutex::new(spawn(&c, "BR"));
-    let gh = spawn(&c, "GH");
-    wait_up(&c, "BR").await;
-    wait_up(&c, "GH").await;
-    let (ids, ()) = tokio::join!(submit_all(&c, n), chaos(&c, &br, "BR", kills, &mut seed));
-    let br_now = br.lock().await;
-    assert_all_delivered_once(&c, &ids, &seed, 120, || tails(&br_now, &gh)).await;
-    drop(br_now);
+    let mut logs = String::new();
+    for (code, p) in &procs {
+        logs.push_str(&format!(
+            "--- {code} log:\n{}\n",
+            p.lock().await.log_tail(25)
+        ));
+    }
+    assert_all_delivered_once(&c, &ids, &seed, 120, || logs.clone()).await;
+    assert_eq!(
+        procs[victim].lock().await.starts(),
+        kills + 1,
+        "{victim} was not restarted as planned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_the_receiver_while_packets_flow() {
-    receiver_killed(150, 3, "sigkill_the_receiver_while_packets_flow").await;
+    killed_while_packets_flow("GH", 150, 3, "sigkill_the_receiver_while_packets_flow").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_the_sender_while_packets_flow() {
-    sender_killed(150, 3, "sigkill_the_sender_while_packets_flow").await;
+    killed_while_packets_flow("BR", 150, 3, "sigkill_the_sender_while_packets_flow").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_the_relay_hub_while_packets_flow() {
+    killed_while_packets_flow("CV", 150, 3, "sigkill_the_relay_hub_while_packets_flow").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stress: run with --ignored stress"]
 async fn stress_sigkill_the_receiver() {
-    receiver_killed(2000, 10, "stress_sigkill_the_receiver").await;
+    killed_while_packets_flow("GH", 2000, 10, "stress_sigkill_the_receiver").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "stress: run with --ignored stress"]
 async fn stress_sigkill_the_sender() {
-    sender_killed(2000, 10, "stress_sigkill_the_sender").await;
+    killed_while_packets_flow("BR", 2000, 10, "stress_sigkill_the_sender").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "stress: run with --ignored stress"]
+async fn stress_sigkill_the_relay_hub() {
+    killed_while_packets_flow("CV", 2000, 10, "stress_sigkill_the_relay_hub").await;
 }
