@@ -409,3 +409,44 @@ async fn the_tcp_api_needs_the_bearer_token() {
     assert!(err.to_string().contains("unauthorized"), "{err}");
     br.shutdown(GRACE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_refuses_with_507_keeps_what_it_has_and_recovers() {
+    let mut c = Cluster::new(&["BR", "GH"], &[]);
+    // Room for a few small letters only.
+    c.configs.get_mut("BR").unwrap().store.max_bytes = 4096;
+    c.configs.get_mut("BR").unwrap().max_packet_size = 2048;
+    let br = c.start("BR").await;
+    let api = c.client("BR");
+    let mut accepted = Vec::new();
+    let refusal = loop {
+        assert!(accepted.len() < 50, "the budget never filled");
+        match api
+            .post(
+                "/v1/messages",
+                &json!({"to": ["GH"], "subject": "s", "text": "x".repeat(300)}),
+            )
+            .await
+        {
+            Ok(v) => accepted.push(v["id"].as_str().unwrap().to_owned()),
+            Err(e) => break e,
+        }
+    };
+    let text = refusal.to_string();
+    assert!(
+        text.contains("insufficient_storage") && text.contains("HTTP 507"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was accepted"), "{text}");
+    assert!(!accepted.is_empty());
+    // GH comes up: what was accepted is delivered, room returns, and BR takes new letters again.
+    let gh = c.start("GH").await;
+    for id in &accepted {
+        delivered(&api, id, 40).await;
+    }
+    let id = send(&api, &["GH"], "after the storm", "1d").await;
+    delivered(&api, &id, 40).await;
+    assert_eq!(inbox_ids(&c.client("GH")).await.len(), accepted.len() + 1);
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+}

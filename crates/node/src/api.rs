@@ -56,7 +56,7 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::Submit(m) => Self::bad_request(m),
             NodeError::Seal(e) => Self::bad_request(e.to_string()),
-            NodeError::Store(StoreError::DiskFull { .. }) => Self::new(
+            NodeError::Store(StoreError::DiskFull { .. } | StoreError::Full { .. }) => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",
                 e.to_string(),

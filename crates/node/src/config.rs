@@ -19,6 +19,7 @@
 //!
 //! [store]
 //! dir = "/var/lib/estafette"                      # default
+//! max_bytes = 8589934592                          # default: 8 GiB of packets
 //!
 //! [api]
 //! socket = "/run/estafette/api.sock"              # default: Unix socket, mode 0660
@@ -124,12 +125,18 @@ pub struct StoreConfig {
     /// Directory of the store. Default `/var/lib/estafette` (systemd's `StateDirectory`).
     #[serde(default = "default_store_dir")]
     pub dir: PathBuf,
+    /// Most bytes of packets the node keeps at once (queued, relayed, in the inbox). Past it,
+    /// submissions get HTTP 507 and peers are told to retry later; nothing already accepted is
+    /// touched. Default 8 GiB.
+    #[serde(default = "default_store_max_bytes")]
+    pub max_bytes: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             dir: default_store_dir(),
+            max_bytes: default_store_max_bytes(),
         }
     }
 }
@@ -213,6 +220,9 @@ fn default_hop_limit() -> u8 {
 fn default_store_dir() -> PathBuf {
     PathBuf::from("/var/lib/estafette")
 }
+fn default_store_max_bytes() -> u64 {
+    8 * 1024 * 1024 * 1024
+}
 fn default_api_socket() -> PathBuf {
     PathBuf::from("/run/estafette/api.sock")
 }
@@ -273,6 +283,15 @@ impl NodeConfig {
             return Err(invalid(
                 "hop_limit",
                 format!("must be 1 to {MAX_HOPS}, got {}", self.hop_limit),
+            ));
+        }
+        if self.store.max_bytes < self.max_packet_size as u64 {
+            return Err(invalid(
+                "store.max_bytes",
+                format!(
+                    "{} is smaller than max_packet_size {}: not even one packet would fit",
+                    self.store.max_bytes, self.max_packet_size
+                ),
             ));
         }
         if self.max_packet_size < 1024 {

@@ -178,6 +178,7 @@ impl Node {
         let store = {
             let options = StoreOptions {
                 max_packet_size: config.max_packet_size + 64 * 1024,
+                max_bytes: Some(config.store.max_bytes),
             };
             tokio::task::spawn_blocking(move || Store::open(&store_path, options))
                 .await
@@ -526,9 +527,9 @@ impl Shared {
                     tracing::debug!(%peer, %id, "report applied");
                     Answer::Accepted(id)
                 }
-                Err(NodeError::Store(StoreError::DiskFull { .. })) => {
-                    refuse(id, "receiver's disk is full".into(), false)
-                }
+                Err(NodeError::Store(
+                    e @ (StoreError::DiskFull { .. } | StoreError::Full { .. }),
+                )) => refuse(id, format!("receiver cannot keep it now: {e}"), false),
                 Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
             };
         }
@@ -571,8 +572,8 @@ impl Shared {
                 tracing::debug!(%peer, %id, relayed = plan.hops.len(), local, "accepted");
                 Answer::Accepted(id)
             }
-            Err(NodeError::Store(StoreError::DiskFull { .. })) => {
-                refuse(id, "receiver's disk is full".into(), false)
+            Err(NodeError::Store(e @ (StoreError::DiskFull { .. } | StoreError::Full { .. }))) => {
+                refuse(id, format!("receiver cannot keep it now: {e}"), false)
             }
             Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
         }

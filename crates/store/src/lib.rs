@@ -48,6 +48,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const META_LAYOUT: &str = "layout";
 const META_NEXT_SEQ: &str = "next-seq";
+const META_STORED_BYTES: &str = "stored-bytes";
 
 /// A store operation that failed. Nothing it was asked to store is half-stored: each operation is
 /// one transaction.
@@ -59,6 +60,19 @@ pub enum StoreError {
     DiskFull {
         /// What was being done.
         op: &'static str,
+    },
+    /// The store's size budget (`max_bytes`) would be exceeded; nothing was stored. Passes as
+    /// packets are delivered and leave the store.
+    #[error(
+        "the store is full: {stored} of its {max} bytes are used and {need} more are needed; nothing was accepted"
+    )]
+    Full {
+        /// The budget.
+        max: u64,
+        /// Bytes of packets stored now.
+        stored: u64,
+        /// Bytes the refused packet needs.
+        need: u64,
     },
     /// The packet is larger than the store accepts.
     #[error("packet of {got} bytes is over the store's limit of {max}")]
@@ -104,12 +118,15 @@ pub enum StoreError {
 pub struct StoreOptions {
     /// Largest packet accepted, in bytes.
     pub max_packet_size: usize,
+    /// Most bytes of packets kept at once (`None`: no budget beyond the disk itself).
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_packet_size: estafette_packet::DEFAULT_MAX_PACKET_SIZE,
+            max_bytes: None,
         }
     }
 }
@@ -140,6 +157,8 @@ pub struct Counts {
     pub packets: u64,
     /// Packets in the local inbox.
     pub inbox: u64,
+    /// Bytes of packets stored (what the `max_bytes` budget counts).
+    pub bytes: u64,
     /// Packets waiting per next hop (peer code, count), in code order.
     pub outbox: Vec<(String, u64)>,
 }
@@ -253,6 +272,35 @@ fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreErro
     }
 }
 
+/// Adds `add` and removes `sub` bytes from the count of packet bytes stored, refusing (before
+/// anything is written) to go over `max`.
+fn adjust_stored_bytes(
+    txn: &WriteTransaction,
+    add: u64,
+    sub: u64,
+    max: Option<u64>,
+) -> Result<u64, StoreError> {
+    let op = "account stored bytes";
+    let mut meta = txn.open_table(META).map_err(db_err(op))?;
+    let stored = meta
+        .get(META_STORED_BYTES)
+        .map_err(db_err(op))?
+        .map_or(0, |v| v.value());
+    if let Some(max) = max
+        && add > 0
+        && stored.saturating_add(add) > max
+    {
+        return Err(StoreError::Full {
+            max,
+            stored,
+            need: add,
+        });
+    }
+    let now = stored.saturating_add(add).saturating_sub(sub);
+    meta.insert(META_STORED_BYTES, now).map_err(db_err(op))?;
+    Ok(now)
+}
+
 fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
         what: "entry",
@@ -352,12 +400,12 @@ impl Store {
         let first_bytes = self.check(&first)?;
         let reply_bytes = reply.as_ref().map(|r| self.check(r)).transpose()?;
         let txn = self.begin(op)?;
-        let admission = Self::insert(&txn, &first, &first_bytes, now_ms)?;
+        let admission = Self::insert(&txn, &first, &first_bytes, now_ms, self.options.max_bytes)?;
         if admission == Admission::Duplicate {
             return Ok(admission);
         }
         if let (Some(r), Some(bytes)) = (&reply, &reply_bytes) {
-            Self::insert(&txn, r, bytes, now_ms)?;
+            Self::insert(&txn, r, bytes, now_ms, self.options.max_bytes)?;
         }
         txn.commit().map_err(db_err(op))?;
         Ok(admission)
@@ -382,6 +430,7 @@ impl Store {
         item: &Admit<'_>,
         bytes: &[u8],
         now_ms: u64,
+        max_bytes: Option<u64>,
     ) -> Result<Admission, StoreError> {
         let op = "admit";
         let (packet, next_hops, local) = (item.packet, item.next_hops, item.local);
@@ -398,6 +447,7 @@ impl Store {
         if dedup.get(key).map_err(db_err(op))?.is_some() {
             return Ok(Admission::Duplicate);
         }
+        adjust_stored_bytes(txn, bytes.len() as u64, 0, max_bytes)?;
         dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
         let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
         dexp.insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
@@ -646,10 +696,13 @@ impl Store {
             }
             if entry.pending_hops.is_empty() && !entry.in_inbox {
                 entries.remove(seq).map_err(db_err(op))?;
-                txn.open_table(PACKETS)
+                let freed = txn
+                    .open_table(PACKETS)
                     .map_err(db_err(op))?
                     .remove(seq)
-                    .map_err(db_err(op))?;
+                    .map_err(db_err(op))?
+                    .map_or(0, |v| v.value().len() as u64);
+                adjust_stored_bytes(&txn, 0, freed, None)?;
             } else {
                 entries
                     .insert(seq, encode_entry(&entry).as_slice())
@@ -711,7 +764,11 @@ impl Store {
                         .map_err(db_err(op))?;
                 } else {
                     entries.remove(seq).map_err(db_err(op))?;
-                    packets.remove(seq).map_err(db_err(op))?;
+                    let freed = packets
+                        .remove(seq)
+                        .map_err(db_err(op))?
+                        .map_or(0, |v| v.value().len() as u64);
+                    adjust_stored_bytes(&txn, 0, freed, None)?;
                 }
             }
             let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
@@ -822,6 +879,12 @@ impl Store {
             .map_err(db_err(op))?
             .len()
             .map_err(db_err(op))?;
+        counts.bytes = txn
+            .open_table(META)
+            .map_err(db_err(op))?
+            .get(META_STORED_BYTES)
+            .map_err(db_err(op))?
+            .map_or(0, |v| v.value());
         counts.packets = txn
             .open_table(PACKETS)
             .map_err(db_err(op))?

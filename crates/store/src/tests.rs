@@ -249,6 +249,7 @@ fn refusals_are_named() {
         &f.path,
         StoreOptions {
             max_packet_size: 100,
+            ..StoreOptions::default()
         },
     )
     .unwrap();
@@ -423,4 +424,55 @@ fn a_report_is_applied_once_with_its_dedup_entry() {
     );
     // Nothing but the dedup entry and the status was stored.
     assert_eq!(s.counts().unwrap().packets, 0);
+}
+
+#[test]
+fn the_byte_budget_refuses_then_recovers() {
+    let f = Fixture::new();
+    let one = f.packet(Precedence::Routine, NOW + HOUR).encode().len() as u64;
+    let s = Store::open(
+        &f.path,
+        StoreOptions {
+            max_bytes: Some(one * 2 + one / 2),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let a = stored(
+        s.admit(
+            &f.packet(Precedence::Routine, NOW + HOUR),
+            &[code("CV")],
+            false,
+            NOW,
+        )
+        .unwrap(),
+    );
+    stored(
+        s.admit(
+            &f.packet(Precedence::Routine, NOW + HOUR),
+            &[code("CV")],
+            false,
+            NOW,
+        )
+        .unwrap(),
+    );
+    let third = f.packet(Precedence::Routine, NOW + HOUR);
+    let err = s.admit(&third, &[code("CV")], false, NOW).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Full { need, .. } if need == one),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing was accepted"));
+    // Refused means not remembered either: the same packet is welcome once there is room.
+    assert!(
+        !s.has_seen(&third.header().origin, &third.header().id)
+            .unwrap()
+    );
+    assert_eq!(s.counts().unwrap().bytes, 2 * one);
+    assert!(s.mark_accepted(&code("CV"), a).unwrap());
+    assert_eq!(s.counts().unwrap().bytes, one);
+    stored(s.admit(&third, &[code("CV")], false, NOW).unwrap());
+    // Expiry frees its bytes too.
+    s.expire(NOW + HOUR + 1).unwrap();
+    assert_eq!(s.counts().unwrap().bytes, 0);
 }

@@ -129,6 +129,7 @@ impl Cluster {
                 hop_limit: 8,
                 store: StoreConfig {
                     dir: home.join("store"),
+                    ..StoreConfig::default()
                 },
                 api: ApiConfig {
                     socket: home.join("api.sock"),
@@ -200,8 +201,8 @@ impl Cluster {
         let c = &self.configs[code];
         let mut text = format!(
             "bureau = \"{}\"\nnetwork = \"{}\"\nauthority_key = \"{}\"\nroster = {:?}\nidentity_key = {:?}\n\
-             tls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\nlisten = \"{}\"\n\n[store]\ndir = {:?}\n\n\
-             [api]\nsocket = {:?}\n",
+             tls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\nlisten = \"{}\"\n\n[store]\ndir = {:?}\n\
+             max_bytes = {}\n\n[api]\nsocket = {:?}\n",
             c.bureau,
             c.network,
             c.authority_key,
@@ -212,6 +213,7 @@ impl Cluster {
             c.ca_cert,
             c.listen,
             c.store.dir,
+            c.store.max_bytes,
             c.api.socket
         );
         for r in &c.routes {
