@@ -208,3 +208,96 @@ async fn stress_sigkill_the_sender() {
 async fn stress_sigkill_the_relay_hub() {
     killed_while_packets_flow("CV", 2000, 10, "stress_sigkill_the_relay_hub").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_every_node_with_packets_queued_everywhere() {
+    use crate::util::within;
+    let codes = ["BR", "CV", "GH", "NG"];
+    let c = Cluster::new(
+        &codes,
+        &[
+            ("BR", "GH", "CV"),
+            ("BR", "NG", "CV"),
+            ("GH", "BR", "CV"),
+            ("NG", "BR", "CV"),
+        ],
+    );
+    // Only BR and the hub are up: letters for GH and NG pile up at CV, letters for the hub's
+    // own bureau and BR's receipts wait too.
+    let mut procs = std::collections::BTreeMap::new();
+    for code in ["BR", "CV"] {
+        procs.insert(code, spawn(&c, code));
+        wait_up(&c, code).await;
+    }
+    let br = c.client("BR");
+    let mut ids = BTreeSet::new();
+    for i in 0..20 {
+        let to = if i % 2 == 0 { "GH" } else { "NG" };
+        let v = within(
+            10,
+            "send",
+            br.post(
+                "/v1/messages",
+                &json!({"to": [to], "subject": format!("q{i}"), "text": "x"}),
+            ),
+        )
+        .await
+        .expect("accepted");
+        ids.insert(v["id"].as_str().expect("id").to_owned());
+    }
+    let diffusion = within(
+        10,
+        "send",
+        br.post(
+            "/v1/messages",
+            &json!({"to": ["CRIMJUST"], "subject": "all", "text": "x"}),
+        ),
+    )
+    .await
+    .expect("accepted");
+    // Let some of it reach the hub, then stop both cleanly (SIGTERM: exit 0).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (code, p) in procs.iter_mut() {
+        assert_eq!(
+            p.terminate(Duration::from_secs(20)),
+            Some(0),
+            "{code} did not stop cleanly"
+        );
+    }
+    // Everyone starts: nothing queued anywhere may be lost.
+    for code in codes {
+        procs.entry(code).or_insert_with(|| spawn(&c, code));
+    }
+    for (code, p) in procs.iter_mut() {
+        if !p.is_running() {
+            p.restart();
+        }
+        wait_up(&c, code).await;
+    }
+    let seed = Seed::new("restart_every_node_with_packets_queued_everywhere");
+    let mut all = ids.clone();
+    all.insert(diffusion["id"].as_str().expect("id").to_owned());
+    for id in &all {
+        eventually(
+            90,
+            &format!("{id} delivered (seed {})", seed.seed()),
+            || async {
+                let v = br.get(&format!("/v1/messages/{id}")).await.ok()?;
+                (v["delivered"] == true).then_some(())
+            },
+        )
+        .await;
+    }
+    let count = |code: &'static str| {
+        let client = c.client(code);
+        async move {
+            client.get("/v1/inbox").await.expect("inbox")["messages"]
+                .as_array()
+                .expect("list")
+                .len()
+        }
+    };
+    assert_eq!(count("GH").await, 10 + 1);
+    assert_eq!(count("NG").await, 10 + 1);
+    assert_eq!(count("CV").await, 1);
+}
