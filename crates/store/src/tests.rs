@@ -97,26 +97,12 @@ fn outboxes_are_ordered_by_precedence_then_arrival() {
     let f = Fixture::new();
     let s = f.store();
     let cv = [code("CV")];
-    let r1 = stored(
-        s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &cv, false, NOW)
-            .unwrap(),
-    );
-    let f1 = stored(
-        s.admit(&f.packet(Precedence::Flash, NOW + HOUR), &cv, false, NOW)
-            .unwrap(),
-    );
-    let r2 = stored(
-        s.admit(&f.packet(Precedence::Routine, NOW + HOUR), &cv, false, NOW)
-            .unwrap(),
-    );
-    let p1 = stored(
-        s.admit(&f.packet(Precedence::Priority, NOW + HOUR), &cv, false, NOW)
-            .unwrap(),
-    );
-    let f2 = stored(
-        s.admit(&f.packet(Precedence::Flash, NOW + HOUR), &cv, false, NOW)
-            .unwrap(),
-    );
+    let queue = |p| stored(s.admit(&f.packet(p, NOW + HOUR), &cv, false, NOW).unwrap());
+    let r1 = queue(Precedence::Routine);
+    let f1 = queue(Precedence::Flash);
+    let r2 = queue(Precedence::Routine);
+    let p1 = queue(Precedence::Priority);
+    let f2 = queue(Precedence::Flash);
     assert_eq!(
         seqs(&s.outbox(&code("CV"), 10).unwrap()),
         [f1, f2, p1, r1, r2]
