@@ -276,3 +276,15 @@ pub(crate) fn configs(
     client.enable_early_data = false;
     Ok((server, client))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Case data is a harvest-now-decrypt-later target: the hybrid post-quantum key exchange must
+    /// be what we offer first (aws-lc-rs with rustls' `prefer-post-quantum`).
+    #[test]
+    fn post_quantum_key_exchange_is_preferred() {
+        let provider = super::provider();
+        let first = provider.kx_groups.first().map(|g| g.name());
+        assert_eq!(first, Some(rustls::NamedGroup::X25519MLKEM768));
+    }
+}
