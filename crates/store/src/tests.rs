@@ -462,3 +462,108 @@ fn the_byte_budget_refuses_then_recovers() {
     s.expire(NOW + HOUR + 1).unwrap();
     assert_eq!(s.counts().unwrap().bytes, 0);
 }
+
+/// The writer half of `sigkill_at_random_points_loses_nothing_acknowledged`: runs only when that
+/// test re-executes this test binary with `ESTAFETTE_STORE_WRITER` naming a store file. It admits
+/// packets forever and prints `ACK <origin> <id>` after each `admit` has returned.
+#[test]
+fn store_writer_child() {
+    let Some(path) = std::env::var_os("ESTAFETTE_STORE_WRITER") else {
+        return;
+    };
+    let f = Fixture::new();
+    let s = Store::open(Path::new(&path), StoreOptions::default()).unwrap();
+    let hops = [code("CV"), code("NG")];
+    for i in 0u64.. {
+        let p = f.packet(Precedence::ALL[(i % 4) as usize], NOW + HOUR);
+        s.admit(&p, &hops[..(i % 2 + 1) as usize], i % 3 == 0, NOW)
+            .unwrap();
+        if i % 5 == 4 {
+            // Mix in the other writes: a next hop takes the oldest packet.
+            if let Some(first) = s.outbox(&code("CV"), 1).unwrap().first() {
+                s.mark_accepted(&code("CV"), first.seq).unwrap();
+            }
+        }
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ACK {} {}", p.header().origin, p.header().id).unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// SIGKILLs a process that is writing to the store at random moments (20 runs), then reopens
+/// the store: it must open (consistent), and every packet whose `admit` returned must be there.
+#[test]
+fn sigkill_at_random_points_loses_nothing_acknowledged() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let exe = std::env::current_exe().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut state = seed;
+    let mut acked: Vec<(String, String)> = Vec::new();
+    for run in 0..20 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "tests::store_writer_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("ESTAFETTE_STORE_WRITER", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("ACK ") {
+                    let mut it = rest.split(' ');
+                    if let (Some(o), Some(i)) = (it.next(), it.next()) {
+                        lines.push((o.to_owned(), i.to_owned()));
+                    }
+                }
+            }
+            lines
+        });
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        std::thread::sleep(std::time::Duration::from_millis(50 + (state >> 33) % 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let got = reader.join().unwrap();
+        acked.extend(got);
+        let s = Store::open(&path, StoreOptions::default())
+            .unwrap_or_else(|e| panic!("run {run} (seed {seed}): the store does not reopen: {e}"));
+        for (origin, id) in &acked {
+            let seen = s
+                .has_seen(&BureauCode::new(origin).unwrap(), &id.parse().unwrap())
+                .unwrap();
+            assert!(
+                seen,
+                "run {run} (seed {seed}): {origin}/{id} was acknowledged, then lost"
+            );
+        }
+        let c = s.counts().unwrap();
+        assert!(
+            c.inbox <= c.packets,
+            "run {run}: inbox {} > packets {}",
+            c.inbox,
+            c.packets
+        );
+    }
+    assert!(
+        acked.len() > 20,
+        "the writer acknowledged only {} packets in 20 runs",
+        acked.len()
+    );
+}
