@@ -820,17 +820,29 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
             }
         }
         let Some(c) = conn.clone() else { continue };
-        let mut offers = JoinSet::new();
-        for item in batch {
-            let shared = shared.clone();
-            let c = c.clone();
-            let peer = peer.clone();
-            offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
-        }
+        // The batch comes in precedence order. Packets of one precedence go out concurrently;
+        // a lower precedence waits until every packet above it is answered, so the next hop
+        // takes Flash before Routine even though offers are in flight together.
         let mut transient = None;
-        while let Some(r) = offers.join_next().await {
-            if let Ok(Err(e)) = r {
-                transient = Some(e);
+        let mut batch = batch.into_iter().peekable();
+        while let Some(first) = batch.next() {
+            let precedence = first.entry.precedence;
+            let mut offers = JoinSet::new();
+            let mut group = vec![first];
+            while let Some(next) = batch.next_if(|n| n.entry.precedence == precedence) {
+                group.push(next);
+            }
+            for item in group {
+                let (shared, c, peer) = (shared.clone(), c.clone(), peer.clone());
+                offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
+            }
+            while let Some(r) = offers.join_next().await {
+                if let Ok(Err(e)) = r {
+                    transient = Some(e);
+                }
+            }
+            if transient.is_some() {
+                break;
             }
         }
         if let Some(e) = transient {

@@ -11,8 +11,10 @@ use std::future::Future;
 use std::time::Duration;
 
 mod process;
+mod proxy;
 
 pub use process::{NodeProcess, Seed};
+pub use proxy::UdpProxy;
 
 /// A fresh network in a temporary directory, made through the library.
 pub struct TestNet {
@@ -82,6 +84,17 @@ pub struct Cluster {
 impl Cluster {
     /// `routes` are `(at, to, via)`.
     pub fn new(codes: &[&str], routes: &[(&str, &str, &str)]) -> Self {
+        Self::with_proxies(codes, routes, &[]).0
+    }
+
+    /// Like [`Cluster::new`], but the roster gives each bureau of `proxied` the address of a
+    /// [`UdpProxy`] in front of its node, so that a test can cut and heal the links to it.
+    /// Needs a tokio runtime.
+    pub fn with_proxies(
+        codes: &[&str],
+        routes: &[(&str, &str, &str)],
+        proxied: &[&str],
+    ) -> (Self, std::collections::BTreeMap<String, UdpProxy>) {
         use estafette_node::config::{ApiConfig, LogConfig, NodeConfig, RouteConfig, StoreConfig};
         use estafette_packet::{BureauCode, GroupName, NetworkName};
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -89,6 +102,7 @@ impl Cluster {
         let now = std::time::SystemTime::now();
         dir.init("test-net", now, 30).expect("init");
         let mut ports = Vec::new();
+        let mut proxies = std::collections::BTreeMap::new();
         for c in codes {
             let port = std::net::UdpSocket::bind("127.0.0.1:0")
                 .expect("udp")
@@ -96,11 +110,17 @@ impl Cluster {
                 .expect("addr")
                 .port();
             ports.push(port);
+            let mut address = format!("127.0.0.1:{port}");
+            if proxied.contains(c) {
+                let proxy = UdpProxy::start(address.parse().expect("address"));
+                address = proxy.addr().to_string();
+                proxies.insert((*c).to_owned(), proxy);
+            }
             dir.add_bureau(
                 &estafette_node::network::NewBureau {
                     code: BureauCode::new(c).expect("code"),
                     name: None,
-                    address: Some(format!("127.0.0.1:{port}")),
+                    address: Some(address),
                     groups: vec![GroupName::new("CRIMJUST").expect("group")],
                     cert_days: 30,
                 },
@@ -148,10 +168,13 @@ impl Cluster {
             };
             configs.insert((*c).to_owned(), config);
         }
-        Self {
-            net: TestNet { _tmp: tmp, dir },
-            configs,
-        }
+        (
+            Self {
+                net: TestNet { _tmp: tmp, dir },
+                configs,
+            },
+            proxies,
+        )
     }
 
     /// A node's configuration.
