@@ -522,3 +522,35 @@ async fn a_partitioned_link_heals_and_precedence_holds() {
     br.shutdown(GRACE).await;
     gh.shutdown(GRACE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_connects_to_us_is_retried_at_once() {
+    // GH reaches CV through BR, so GH's traffic reaches BR without being addressed to BR (no
+    // receipt from BR to GH could wake BR's worker instead).
+    let mut c = Cluster::new(&["BR", "CV", "GH"], &[("GH", "CV", "BR")]);
+    // After one failure, BR's next try at GH would be at least 60 s away…
+    let d = &mut c.configs.get_mut("BR").unwrap().delivery;
+    d.retry_min = Duration::from_secs(120);
+    d.retry_max = Duration::from_secs(240);
+    let (br, cv) = (c.start("BR").await, c.start("CV").await);
+    let api = c.client("BR");
+    let id = send(&api, &["GH"], "waiting", "1d").await;
+    eventually(30, "BR to give up on GH once", || async {
+        let v = api.get("/v1/status").await.ok()?;
+        let gh = v["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["bureau"] == "GH")?
+            .clone();
+        (gh["failures"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+    // …but GH comes up and connects to BR (to relay a letter for CV), and BR tries again at once.
+    let gh = c.start("GH").await;
+    let relayed = send(&c.client("GH"), &["CV"], "via BR", "1d").await;
+    delivered(&c.client("GH"), &relayed, 30).await;
+    delivered(&api, &id, 30).await;
+    for n in [br, cv, gh] {
+        n.shutdown(GRACE).await;
+    }
+}

@@ -116,24 +116,9 @@ pub struct SendRequest {
     pub classification: Option<String>,
 }
 
-/// Parses `90s`, `15m`, `12h`, `7d` (a positive whole number and one unit).
+/// Parses a message lifetime: `90s`, `15m`, `12h`, `7d`, between 1 s and 366 days.
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("ttl {s:?}: expected a number then s, m, h or d (e.g. 7d)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("ttl {s:?}: the unit must be s, m, h or d")),
-    };
-    if secs == 0 || secs > 366 * 86_400 {
-        return Err(format!("ttl {s:?}: must be between 1 s and 366 days"));
-    }
-    Ok(Duration::from_secs(secs))
+    crate::config::parse_duration(s).map_err(|e| format!("ttl {e}"))
 }
 
 async fn send(

@@ -24,6 +24,10 @@
 //! [api]
 //! socket = "/run/estafette/api.sock"              # default: Unix socket, mode 0660
 //!
+//! [delivery]
+//! retry_min = "1s"                                # default: first retry delay
+//! retry_max = "5m"                                # default: backoff cap
+//!
 //! [log]
 //! format = "text"                                 # default; or "json"
 //! filter = "info"                                 # default; tracing EnvFilter syntax
@@ -35,6 +39,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use estafette_packet::{
     BureauCode, DEFAULT_HOP_LIMIT, DEFAULT_MAX_PACKET_SIZE, MAX_HOPS, NetworkName, SigningPublicKey,
@@ -113,6 +118,9 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Retrying next hops.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Static routes: bureaus reached through another. Default none.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -164,6 +172,60 @@ impl Default for ApiConfig {
             token_file: None,
         }
     }
+}
+
+/// `[delivery]`: how a peer that cannot be reached is retried (capped exponential backoff with
+/// jitter; a peer that connects to us is retried at once, whatever the backoff).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First delay after a failure, e.g. `1s`. Default `1s`.
+    #[serde(default = "default_retry_min", deserialize_with = "duration")]
+    pub retry_min: Duration,
+    /// Longest delay, e.g. `5m`. Default `5m`: a dead peer is tried about a dozen times an hour.
+    #[serde(default = "default_retry_max", deserialize_with = "duration")]
+    pub retry_max: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_min: default_retry_min(),
+            retry_max: default_retry_max(),
+        }
+    }
+}
+
+fn default_retry_min() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Parses `90s`, `15m`, `12h` or `7d`: a whole number and one unit, between 1 s and 366 days.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number then s, m, h or d (e.g. 7d)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    if secs == 0 || secs > 366 * 86_400 {
+        return Err(format!("{s:?}: must be between 1 s and 366 days"));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// `[log]`.
@@ -291,6 +353,15 @@ impl NodeConfig {
                 format!(
                     "{} is smaller than max_packet_size {}: not even one packet would fit",
                     self.store.max_bytes, self.max_packet_size
+                ),
+            ));
+        }
+        if self.delivery.retry_min > self.delivery.retry_max {
+            return Err(invalid(
+                "delivery.retry_min",
+                format!(
+                    "{:?} is longer than delivery.retry_max {:?}",
+                    self.delivery.retry_min, self.delivery.retry_max
                 ),
             ));
         }

@@ -763,7 +763,10 @@ async fn serve_connection(
 }
 
 async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch::Receiver<bool>) {
-    let backoff = Backoff::default();
+    let backoff = Backoff {
+        min: shared.config.delivery.retry_min,
+        max: shared.config.delivery.retry_max,
+    };
     let wake = shared.wake.get(&peer).cloned().unwrap_or_default();
     let mut rng = UnwrapErr(getrandom::SysRng);
     let mut conn: Option<PeerConnection> = None;
@@ -851,6 +854,8 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
             tokio::select! {
                 _ = stop.changed() => break,
                 () = tokio::time::sleep(delay) => {}
+                // Woken by the peer connecting to us: it is back, try now.
+                () = wake.notified() => {}
             }
         }
     }

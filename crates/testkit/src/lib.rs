@@ -157,6 +157,7 @@ impl Cluster {
                     token_file: None,
                 },
                 log: LogConfig::default(),
+                delivery: Default::default(),
                 routes: routes
                     .iter()
                     .filter(|(at, _, _)| at == c)
