@@ -101,6 +101,29 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// What this node is about to seal and send.
+struct Draft {
+    recipients: Vec<BureauCode>,
+    precedence: Precedence,
+    ttl: Duration,
+    handling: Handling,
+    body: Body,
+}
+
+impl Draft {
+    /// A receipt or non-delivery report about the packet with header `about`, back to its
+    /// origin, as urgent as the packet itself.
+    fn report(about: &Header, body: Body) -> Self {
+        Self {
+            recipients: vec![about.origin.clone()],
+            precedence: about.precedence,
+            ttl: REPORT_TTL,
+            handling: Handling::default(),
+            body,
+        }
+    }
+}
+
 /// A packet sealed by this node, planned and ready to store.
 struct Outgoing {
     packet: Packet,
@@ -332,20 +355,19 @@ impl Shared {
             content_type: s.content_type,
             content: s.content,
         });
-        self.originate(recipients, s.precedence, s.ttl, s.handling, body)
-            .await
+        self.originate(Draft {
+            recipients,
+            precedence: s.precedence,
+            ttl: s.ttl,
+            handling: s.handling,
+            body,
+        })
+        .await
     }
 
     /// Seals `body` for `recipients`, stores it with its status, and wakes the workers.
-    async fn originate(
-        &self,
-        recipients: Vec<BureauCode>,
-        precedence: Precedence,
-        ttl: Duration,
-        handling: Handling,
-        body: Body,
-    ) -> Result<PacketId, NodeError> {
-        let out = self.prepare(recipients, precedence, ttl, handling, body)?;
+    async fn originate(&self, draft: Draft) -> Result<PacketId, NodeError> {
+        let out = self.prepare(draft)?;
         let id = out.packet.header().id;
         let now = now_ms();
         let hops = out.hops.clone();
@@ -369,14 +391,14 @@ impl Shared {
     }
 
     /// Seals `body` from this bureau for `recipients` and plans its first hops.
-    fn prepare(
-        &self,
-        recipients: Vec<BureauCode>,
-        precedence: Precedence,
-        ttl: Duration,
-        handling: Handling,
-        body: Body,
-    ) -> Result<Outgoing, NodeError> {
+    fn prepare(&self, draft: Draft) -> Result<Outgoing, NodeError> {
+        let Draft {
+            recipients,
+            precedence,
+            ttl,
+            handling,
+            body,
+        } = draft;
         let now = now_ms();
         let mut rng = UnwrapErr(getrandom::SysRng);
         let header = Header {
@@ -496,13 +518,7 @@ impl Shared {
                     delivered_at_ms: now,
                 });
                 let h = packet.header();
-                match self.prepare(
-                    vec![h.origin.clone()],
-                    h.precedence,
-                    REPORT_TTL,
-                    Handling::default(),
-                    body,
-                ) {
+                match self.prepare(Draft::report(h, body)) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         tracing::error!(%id, error = %e, "cannot prepare a receipt; delivering without one");
@@ -631,16 +647,7 @@ impl Shared {
             reason,
             at_ms: now_ms(),
         });
-        if let Err(e) = self
-            .originate(
-                vec![h.origin.clone()],
-                h.precedence,
-                REPORT_TTL,
-                Handling::default(),
-                body,
-            )
-            .await
-        {
+        if let Err(e) = self.originate(Draft::report(h, body)).await {
             tracing::error!(id = %h.id, error = %e, "could not send a non-delivery report");
         }
     }
