@@ -301,6 +301,42 @@ fn adjust_stored_bytes(
     Ok(now)
 }
 
+fn decode_status(bytes: &[u8]) -> Result<OriginStatus, StoreError> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+        what: "status",
+        seq: 0,
+        source,
+    })
+}
+
+fn encode_status(status: &OriginStatus) -> Vec<u8> {
+    // Serializing a plain struct into a Vec cannot fail.
+    postcard::to_stdvec(status).unwrap_or_default()
+}
+
+/// Applies `change` to the stored status of packet `id` within `txn`; `None` if there is none.
+fn change_status(
+    txn: &WriteTransaction,
+    id: &PacketId,
+    change: impl FnOnce(&mut OriginStatus),
+) -> Result<Option<OriginStatus>, StoreError> {
+    let op = "update status";
+    let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
+    let current = table
+        .get(id.0)
+        .map_err(db_err(op))?
+        .map(|v| decode_status(v.value()));
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let mut status = current?;
+    change(&mut status);
+    table
+        .insert(id.0, encode_status(&status).as_slice())
+        .map_err(db_err(op))?;
+    Ok(Some(status))
+}
+
 fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
     postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
         what: "entry",
@@ -436,7 +472,7 @@ impl Store {
         let (packet, next_hops, local) = (item.packet, item.next_hops, item.local);
         let h = packet.header();
         if let Some(status) = item.status {
-            let bytes = postcard::to_stdvec(status).unwrap_or_default();
+            let bytes = encode_status(status);
             txn.open_table(STATUS)
                 .map_err(db_err(op))?
                 .insert(h.id.0, bytes.as_slice())
@@ -528,24 +564,7 @@ impl Store {
                 .map_err(db_err(op))?
                 .insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
                 .map_err(db_err(op))?;
-            let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
-            let current = table.get(about.0).map_err(db_err(op))?.map(|v| {
-                postcard::from_bytes::<OriginStatus>(v.value()).map_err(|source| {
-                    StoreError::Corrupt {
-                        what: "status",
-                        seq: 0,
-                        source,
-                    }
-                })
-            });
-            if let Some(current) = current {
-                let mut status = current?;
-                update(&mut status);
-                let bytes = postcard::to_stdvec(&status).unwrap_or_default();
-                table
-                    .insert(about.0, bytes.as_slice())
-                    .map_err(db_err(op))?;
-            }
+            change_status(&txn, about, update)?;
         }
         txn.commit().map_err(db_err(op))?;
         Ok(Admission::Stored(0))
@@ -797,7 +816,7 @@ impl Store {
     pub fn put_status(&self, id: &PacketId, status: &OriginStatus) -> Result<(), StoreError> {
         let op = "write status";
         let txn = self.begin(op)?;
-        let bytes = postcard::to_stdvec(status).unwrap_or_default();
+        let bytes = encode_status(status);
         txn.open_table(STATUS)
             .map_err(db_err(op))?
             .insert(id.0, bytes.as_slice())
@@ -815,25 +834,8 @@ impl Store {
     ) -> Result<Option<OriginStatus>, StoreError> {
         let op = "update status";
         let txn = self.begin(op)?;
-        let updated = {
-            let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
-            let current = table.get(id.0).map_err(db_err(op))?.map(|v| {
-                postcard::from_bytes::<OriginStatus>(v.value()).map_err(|source| {
-                    StoreError::Corrupt {
-                        what: "status",
-                        seq: 0,
-                        source,
-                    }
-                })
-            });
-            let Some(current) = current else {
-                return Ok(None);
-            };
-            let mut status = current?;
-            change(&mut status);
-            let bytes = postcard::to_stdvec(&status).unwrap_or_default();
-            table.insert(id.0, bytes.as_slice()).map_err(db_err(op))?;
-            status
+        let Some(updated) = change_status(&txn, id, change)? else {
+            return Ok(None);
         };
         txn.commit().map_err(db_err(op))?;
         Ok(Some(updated))
@@ -845,15 +847,7 @@ impl Store {
         let txn = self.db.begin_read().map_err(db_err(op))?;
         let table = txn.open_table(STATUS).map_err(db_err(op))?;
         let found = table.get(id.0).map_err(db_err(op))?;
-        found
-            .map(|v| {
-                postcard::from_bytes(v.value()).map_err(|source| StoreError::Corrupt {
-                    what: "status",
-                    seq: 0,
-                    source,
-                })
-            })
-            .transpose()
+        found.map(|v| decode_status(v.value())).transpose()
     }
 
     /// Counts of what the store holds: packets queued per next hop, inbox size, statuses.
