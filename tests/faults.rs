@@ -117,10 +117,8 @@ async fn assert_all_delivered_once(
         &pending[..pending.len().min(5)],
         logs()
     );
-    let inbox = c.client("GH").get("/v1/inbox").await.expect("GH inbox");
-    let got: Vec<String> = inbox["messages"]
-        .as_array()
-        .expect("list")
+    let inbox = c.client("GH").inbox().await.expect("GH inbox");
+    let got: Vec<String> = inbox
         .iter()
         .map(|m| m["id"].as_str().expect("id").to_owned())
         .collect();
@@ -290,12 +288,7 @@ async fn restart_every_node_with_packets_queued_everywhere() {
     }
     let count = |code: &'static str| {
         let client = c.client(code);
-        async move {
-            client.get("/v1/inbox").await.expect("inbox")["messages"]
-                .as_array()
-                .expect("list")
-                .len()
-        }
+        async move { client.inbox().await.expect("inbox").len() }
     };
     assert_eq!(count("GH").await, 10 + 1);
     assert_eq!(count("NG").await, 10 + 1);

@@ -32,10 +32,10 @@ async fn delivered(client: &ApiClient, id: &str, secs: u64) -> Value {
 }
 
 async fn inbox_ids(client: &ApiClient) -> Vec<String> {
-    let v = client.get("/v1/inbox").await.expect("inbox");
-    v["messages"]
-        .as_array()
-        .expect("list")
+    client
+        .inbox()
+        .await
+        .expect("inbox")
         .iter()
         .map(|m| m["id"].as_str().expect("id").to_owned())
         .collect()
@@ -507,8 +507,8 @@ async fn a_partitioned_link_heals_and_precedence_holds() {
         delivered(&api, id, 90).await;
     }
     // GH's inbox is in arrival order: what was queued arrived most urgent first.
-    let inbox = c.client("GH").get("/v1/inbox").await.unwrap();
-    let ranks: Vec<u8> = inbox["messages"].as_array().unwrap()[1..]
+    let inbox = c.client("GH").inbox().await.unwrap();
+    let ranks: Vec<u8> = inbox[1..]
         .iter()
         .map(|m| precedence_rank(m["precedence"].as_str().unwrap()))
         .collect();

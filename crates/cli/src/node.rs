@@ -206,12 +206,11 @@ pub(crate) fn inbox(
     let rt = runtime()?;
     match command.unwrap_or(InboxCommand::List) {
         InboxCommand::List => {
-            let v = rt.block_on(client.get("/v1/inbox")).map_err(api_failure)?;
+            let msgs = rt.block_on(client.inbox()).map_err(api_failure)?;
             if as_json {
-                println!("{v:#}");
+                println!("{:#}", json!({ "messages": msgs }));
                 return Ok(());
             }
-            let msgs = v["messages"].as_array().cloned().unwrap_or_default();
             if msgs.is_empty() {
                 println!("(inbox empty)");
             }

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,9 +57,14 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::Submit(m) => Self::bad_request(m),
             NodeError::Seal(e) => Self::bad_request(e.to_string()),
-            NodeError::Store(StoreError::DiskFull { .. } | StoreError::Full { .. }) => Self::new(
+            NodeError::Store(ref s) if s.is_out_of_room() => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",
+                e.to_string(),
+            ),
+            NodeError::Store(StoreError::Unavailable { .. }) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
                 e.to_string(),
             ),
             NodeError::Store(StoreError::TooLarge { .. }) => {
@@ -123,8 +129,9 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 async fn send(
     State(shared): State<Arc<Shared>>,
-    Json(req): Json<SendRequest>,
+    req: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let Json(req) = req.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let content = match (req.text, req.content_base64) {
         (Some(t), None) => t.into_bytes(),
         (None, Some(b)) => B64
@@ -216,8 +223,36 @@ async fn message_status(
     .into_response())
 }
 
-async fn inbox(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
-    let items = shared.with_store(|s| s.inbox()).await?;
+/// `GET /v1/inbox?limit=N&after=C`: at most `N` messages, oldest first, after cursor `C`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxQuery {
+    limit: Option<usize>,
+    after: Option<u64>,
+}
+
+/// Messages listed when the request names no limit; each is decrypted to show its subject.
+const INBOX_DEFAULT_LIMIT: usize = 100;
+/// The most messages one request lists.
+const INBOX_MAX_LIMIT: usize = 1_000;
+
+async fn inbox(
+    State(shared): State<Arc<Shared>>,
+    q: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(INBOX_DEFAULT_LIMIT);
+    if limit == 0 || limit > INBOX_MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {INBOX_MAX_LIMIT}, not {limit}"
+        )));
+    }
+    let after = q.after.unwrap_or(0);
+    let items = shared.with_store(move |s| s.inbox(after, limit)).await?;
+    // A full page may have more behind it: its last cursor continues the listing.
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|i| i.seq))
+        .flatten();
     let mut out = Vec::new();
     for item in items {
         let (packet, opened) = open_stored(&shared, &item.bytes)?;
@@ -235,19 +270,16 @@ async fn inbox(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> 
             }));
         }
     }
-    Ok(Json(json!({"messages": out})).into_response())
+    Ok(Json(json!({"messages": out, "next": next})).into_response())
 }
 
 async fn find_in_inbox(
     shared: &Arc<Shared>,
     id: PacketId,
 ) -> Result<(u64, Body, estafette_packet::Packet), ApiError> {
-    let items = shared.with_store(|s| s.inbox()).await?;
-    for item in items {
-        if item.entry.id == id {
-            let (packet, opened) = open_stored(shared, &item.bytes)?;
-            return Ok((item.seq, opened.body, packet));
-        }
+    if let Some(item) = shared.with_store(move |s| s.find_in_inbox(&id)).await? {
+        let (packet, opened) = open_stored(shared, &item.bytes)?;
+        return Ok((item.seq, opened.body, packet));
     }
     Err(ApiError::not_found(format!(
         "message {id} is not in the inbox"

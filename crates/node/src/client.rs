@@ -81,6 +81,22 @@ impl ApiClient {
         self.request("GET", path, None).await
     }
 
+    /// Every message of the inbox, oldest first, read a page of 1,000 at a time.
+    pub async fn inbox(&self) -> Result<Vec<Value>, ClientError> {
+        let mut all = Vec::new();
+        let mut path = "/v1/inbox?limit=1000".to_owned();
+        loop {
+            let page = self.get(&path).await?;
+            if let Some(messages) = page["messages"].as_array() {
+                all.extend(messages.iter().cloned());
+            }
+            match page["next"].as_u64() {
+                Some(next) => path = format!("/v1/inbox?limit=1000&after={next}"),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.request("POST", path, Some(body)).await

@@ -20,6 +20,9 @@
 //! [store]
 //! dir = "/var/lib/estafette"                      # default
 //! max_bytes = 8589934592                          # default: 8 GiB of packets
+//! max_outbox_per_peer = 100000                    # default: packets waiting for one next hop
+//! commit_batch = 256                              # default: most changes per commit
+//! commit_wait_us = 0                              # default: no wait for a fuller batch
 //!
 //! [api]
 //! socket = "/run/estafette/api.sock"              # default: Unix socket, mode 0660
@@ -138,6 +141,20 @@ pub struct StoreConfig {
     /// touched. Default 8 GiB.
     #[serde(default = "default_store_max_bytes")]
     pub max_bytes: u64,
+    /// Most packets waiting for one next hop, so a peer that is down for days cannot take the
+    /// whole budget from the others. Past it, packets for that peer are refused like a full
+    /// store (HTTP 507, retry later). Default 100000.
+    #[serde(default = "default_max_outbox_per_peer")]
+    pub max_outbox_per_peer: u64,
+    /// Group commit: most changes (submissions, inbound packets, acknowledgements) committed
+    /// together with one flush. Default 256.
+    #[serde(default = "default_commit_batch")]
+    pub commit_batch: usize,
+    /// Group commit: microseconds to wait for more changes before committing a batch that is
+    /// not full. Default 0: changes arriving during a flush form the next batch, which batches
+    /// under load and adds no latency when idle.
+    #[serde(default)]
+    pub commit_wait_us: u64,
 }
 
 impl Default for StoreConfig {
@@ -145,9 +162,17 @@ impl Default for StoreConfig {
         Self {
             dir: default_store_dir(),
             max_bytes: default_store_max_bytes(),
+            max_outbox_per_peer: default_max_outbox_per_peer(),
+            commit_batch: default_commit_batch(),
+            commit_wait_us: 0,
         }
     }
 }
+
+/// The most `store.commit_batch` may be.
+pub const MAX_COMMIT_BATCH: usize = 10_000;
+/// The most `store.commit_wait_us` may be (100 ms).
+pub const MAX_COMMIT_WAIT_US: u64 = 100_000;
 
 /// `[api]`: the local API for the bureau's own applications and the CLI.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -285,6 +310,12 @@ fn default_store_dir() -> PathBuf {
 fn default_store_max_bytes() -> u64 {
     8 * 1024 * 1024 * 1024
 }
+fn default_max_outbox_per_peer() -> u64 {
+    100_000
+}
+fn default_commit_batch() -> usize {
+    256
+}
 fn default_api_socket() -> PathBuf {
     PathBuf::from("/run/estafette/api.sock")
 }
@@ -353,6 +384,30 @@ impl NodeConfig {
                 format!(
                     "{} is smaller than max_packet_size {}: not even one packet would fit",
                     self.store.max_bytes, self.max_packet_size
+                ),
+            ));
+        }
+        if self.store.max_outbox_per_peer == 0 {
+            return Err(invalid(
+                "store.max_outbox_per_peer",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.store.commit_batch == 0 || self.store.commit_batch > MAX_COMMIT_BATCH {
+            return Err(invalid(
+                "store.commit_batch",
+                format!(
+                    "must be 1 to {MAX_COMMIT_BATCH}, got {}",
+                    self.store.commit_batch
+                ),
+            ));
+        }
+        if self.store.commit_wait_us > MAX_COMMIT_WAIT_US {
+            return Err(invalid(
+                "store.commit_wait_us",
+                format!(
+                    "must be at most {MAX_COMMIT_WAIT_US} (100 ms), got {}",
+                    self.store.commit_wait_us
                 ),
             ));
         }

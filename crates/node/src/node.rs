@@ -202,6 +202,9 @@ impl Node {
             let options = StoreOptions {
                 max_packet_size: config.max_packet_size + 64 * 1024,
                 max_bytes: Some(config.store.max_bytes),
+                max_outbox_per_peer: Some(config.store.max_outbox_per_peer),
+                max_batch: config.store.commit_batch,
+                max_batch_wait: Duration::from_micros(config.store.commit_wait_us),
             };
             tokio::task::spawn_blocking(move || Store::open(&store_path, options))
                 .await
@@ -543,9 +546,9 @@ impl Shared {
                     tracing::debug!(%peer, %id, "report applied");
                     Answer::Accepted(id)
                 }
-                Err(NodeError::Store(
-                    e @ (StoreError::DiskFull { .. } | StoreError::Full { .. }),
-                )) => refuse(id, format!("receiver cannot keep it now: {e}"), false),
+                Err(NodeError::Store(e)) if e.is_out_of_room() => {
+                    refuse(id, format!("receiver cannot keep it now: {e}"), false)
+                }
                 Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
             };
         }
@@ -588,7 +591,7 @@ impl Shared {
                 tracing::debug!(%peer, %id, relayed = plan.hops.len(), local, "accepted");
                 Answer::Accepted(id)
             }
-            Err(NodeError::Store(e @ (StoreError::DiskFull { .. } | StoreError::Full { .. }))) => {
+            Err(NodeError::Store(e)) if e.is_out_of_room() => {
                 refuse(id, format!("receiver cannot keep it now: {e}"), false)
             }
             Err(e) => refuse(id, format!("receiver could not store it: {e}"), false),
@@ -626,7 +629,7 @@ impl Shared {
             let id = h.id;
             let _ = self
                 .with_store(move |s| {
-                    s.update_status(&id, |st| {
+                    s.update_status(&id, move |st| {
                         for (c, p) in &mut st.recipients {
                             if undelivered.contains(c) && !matches!(p, Progress::Delivered { .. }) {
                                 *p = Progress::Failed {
@@ -654,7 +657,7 @@ impl Shared {
 }
 
 /// A change to the status of a packet this node sent.
-type StatusUpdate = Box<dyn FnOnce(&mut OriginStatus) + Send>;
+type StatusUpdate = Box<dyn FnMut(&mut OriginStatus) + Send>;
 
 /// For a receipt or non-delivery report from `from`: the packet it reports on, and the change
 /// it makes to that packet's status. `None` for a letter.
@@ -957,7 +960,7 @@ async fn send_one(
                 .with_store(move |s| {
                     s.mark_accepted(&p, seq)?;
                     if from_me {
-                        s.update_status(&id, |st| {
+                        s.update_status(&id, move |st| {
                             for (c, pr) in &mut st.recipients {
                                 if forwarded.contains(c) && matches!(pr, Progress::Queued) {
                                     *pr = Progress::Forwarded { at_ms: now_ms() };

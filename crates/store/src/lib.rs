@@ -13,10 +13,16 @@
 //!  expire(now)                drops what can no longer be delivered, returns it for reporting
 //! ```
 //!
-//! The API is synchronous: each call is one redb write transaction with two-phase commit and
-//! immediate durability, and returns only after the commit (and its fsync) returned, so a caller
-//! may acknowledge as soon as a call succeeds. Table names carry a layout version (`outbox-1`);
-//! the store refuses to open a layout it does not know.
+//! The API is synchronous and may be called from many threads at once. Every change goes to one
+//! writer thread, which applies the changes waiting at that moment in one redb transaction
+//! (two-phase commit, immediate durability) and commits once: **group commit**, one fsync for
+//! the batch (see `writer.rs`). A call returns only after the commit that holds its change
+//! returned, so a caller may acknowledge as soon as a call succeeds. Table names carry a layout
+//! version (`outbox-1`); the store refuses to open a layout it does not know.
+//!
+//! Limits, each refused by name before anything is written: the packet size, a byte budget for
+//! all packets (`max_bytes`), and a per-next-hop outbox limit (`max_outbox_per_peer`), so one
+//! dead peer cannot fill the disk for the others.
 //!
 //! What it does not do: decide routes, order retries or read the clock (callers pass `now_ms`).
 
@@ -24,13 +30,22 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, mpsc};
+use std::time::Duration;
 
 use estafette_packet::{BureauCode, Packet, PacketId, Precedence};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
+
+mod txn;
+mod writer;
+
+use txn::{EntryChange, Item};
+use writer::{Deliver, Job};
 
 /// The layout this code reads and writes.
 pub const LAYOUT_VERSION: u64 = 1;
@@ -44,6 +59,8 @@ const DEDUP: TableDefinition<(&str, [u8; 16]), u64> = TableDefinition::new("dedu
 const DEDUP_EXPIRY: TableDefinition<(u64, &str, [u8; 16]), ()> =
     TableDefinition::new("dedup-expiry-1");
 const STATUS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("status-1");
+/// Packets waiting per next hop: kept with the outboxes, recounted at open.
+const OUTBOX_DEPTH: TableDefinition<&str, u64> = TableDefinition::new("outbox-depth-1");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const META_LAYOUT: &str = "layout";
@@ -73,6 +90,26 @@ pub enum StoreError {
         stored: u64,
         /// Bytes the refused packet needs.
         need: u64,
+    },
+    /// The outbox towards one next hop holds as many packets as it may; nothing was stored.
+    /// Passes as that peer takes packets (or they expire).
+    #[error(
+        "the outbox for {peer} is full: {queued} packets wait for it, the limit is {max}; nothing was accepted"
+    )]
+    OutboxFull {
+        /// The next hop.
+        peer: BureauCode,
+        /// The limit (`max_outbox_per_peer`).
+        max: u64,
+        /// Packets waiting for it now.
+        queued: u64,
+    },
+    /// The store cannot take writes now: its writer stopped, or the database could not be
+    /// reopened after an I/O error. Nothing was stored.
+    #[error("the store is unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
     },
     /// The packet is larger than the store accepts.
     #[error("packet of {got} bytes is over the store's limit of {max}")]
@@ -113,6 +150,18 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store refused for want of room (disk, byte budget or an outbox limit): the
+    /// same request may succeed later, once packets have left. Local submitters get HTTP 507,
+    /// peers a "retry later" refusal.
+    pub fn is_out_of_room(&self) -> bool {
+        matches!(
+            self,
+            Self::DiskFull { .. } | Self::Full { .. } | Self::OutboxFull { .. }
+        )
+    }
+}
+
 /// Options of the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -120,6 +169,14 @@ pub struct StoreOptions {
     pub max_packet_size: usize,
     /// Most bytes of packets kept at once (`None`: no budget beyond the disk itself).
     pub max_bytes: Option<u64>,
+    /// Most packets waiting for one next hop (`None`: no limit but `max_bytes`).
+    pub max_outbox_per_peer: Option<u64>,
+    /// Most changes committed together in one transaction (group commit).
+    pub max_batch: usize,
+    /// How long the writer waits for more changes before committing a batch that is not full.
+    /// Zero (the default) commits at once: changes that arrive while a commit runs form the
+    /// next batch, so batching grows with load and adds no latency when idle.
+    pub max_batch_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -127,6 +184,9 @@ impl Default for StoreOptions {
         Self {
             max_packet_size: estafette_packet::DEFAULT_MAX_PACKET_SIZE,
             max_bytes: None,
+            max_outbox_per_peer: None,
+            max_batch: 256,
+            max_batch_wait: Duration::ZERO,
         }
     }
 }
@@ -243,17 +303,91 @@ pub enum Progress {
     },
 }
 
-/// The durable store of one node.
-pub struct Store {
-    db: Database,
+/// Commit statistics, for metrics and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Changes committed (a batch of five counts five here, one in `commits`).
+    pub changes: u64,
+    /// Time spent in commits (flush included), in microseconds.
+    pub commit_micros: u64,
+    /// Commits by duration: counts of commits that took at most each of
+    /// [`FLUSH_BUCKETS_MICROS`], then the rest.
+    pub commit_histogram: Vec<u64>,
+}
+
+/// Upper bounds of the commit-latency histogram buckets in [`CommitStats`], microseconds.
+pub const FLUSH_BUCKETS_MICROS: [u64; 10] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+];
+
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    changes: AtomicU64,
+    commit_micros: AtomicU64,
+    histogram: [AtomicU64; FLUSH_BUCKETS_MICROS.len() + 1],
+}
+
+impl Stats {
+    fn record_commit(&self, changes: usize, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.changes.fetch_add(changes as u64, Ordering::Relaxed);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = FLUSH_BUCKETS_MICROS
+            .iter()
+            .position(|b| micros <= *b)
+            .unwrap_or(FLUSH_BUCKETS_MICROS.len());
+        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Opens the database (again, after an I/O error).
+type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// What the callers and the writer thread share.
+struct Shared {
+    /// `None` only while the writer reopens it after an I/O error (or failed to).
+    db: RwLock<Option<Database>>,
+    open: Opener,
+    path: PathBuf,
     options: StoreOptions,
+    stats: Stats,
+}
+
+impl Shared {
+    fn db_read(&self) -> RwLockReadGuard<'_, Option<Database>> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The durable store of one node. Dropping it waits for the writer to finish what it was given.
+pub struct Store {
+    shared: Arc<Shared>,
+    /// `None` once dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("options", &self.options)
+            .field("path", &self.shared.path)
+            .field("options", &self.shared.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once it answered every job; then the database
+        // closes, so the file can be opened again at once.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -272,100 +406,34 @@ fn db_err<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreErro
     }
 }
 
-/// Adds `add` and removes `sub` bytes from the count of packet bytes stored, refusing (before
-/// anything is written) to go over `max`.
-fn adjust_stored_bytes(
-    txn: &WriteTransaction,
-    add: u64,
-    sub: u64,
-    max: Option<u64>,
-) -> Result<u64, StoreError> {
-    let op = "account stored bytes";
-    let mut meta = txn.open_table(META).map_err(db_err(op))?;
-    let stored = meta
-        .get(META_STORED_BYTES)
-        .map_err(db_err(op))?
-        .map_or(0, |v| v.value());
-    if let Some(max) = max
-        && add > 0
-        && stored.saturating_add(add) > max
-    {
-        return Err(StoreError::Full {
-            max,
-            stored,
-            need: add,
-        });
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable {
+        reason: "the store's writer thread stopped".into(),
     }
-    let now = stored.saturating_add(add).saturating_sub(sub);
-    meta.insert(META_STORED_BYTES, now).map_err(db_err(op))?;
-    Ok(now)
-}
-
-fn decode_status(bytes: &[u8]) -> Result<OriginStatus, StoreError> {
-    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
-        what: "status",
-        seq: 0,
-        source,
-    })
-}
-
-fn encode_status(status: &OriginStatus) -> Vec<u8> {
-    // Serializing a plain struct into a Vec cannot fail.
-    postcard::to_stdvec(status).unwrap_or_default()
-}
-
-/// Applies `change` to the stored status of packet `id` within `txn`; `None` if there is none.
-fn change_status(
-    txn: &WriteTransaction,
-    id: &PacketId,
-    change: impl FnOnce(&mut OriginStatus),
-) -> Result<Option<OriginStatus>, StoreError> {
-    let op = "update status";
-    let mut table = txn.open_table(STATUS).map_err(db_err(op))?;
-    let current = table
-        .get(id.0)
-        .map_err(db_err(op))?
-        .map(|v| decode_status(v.value()));
-    let Some(current) = current else {
-        return Ok(None);
-    };
-    let mut status = current?;
-    change(&mut status);
-    table
-        .insert(id.0, encode_status(&status).as_slice())
-        .map_err(db_err(op))?;
-    Ok(Some(status))
-}
-
-fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
-    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
-        what: "entry",
-        seq,
-        source,
-    })
-}
-
-fn encode_entry(entry: &Entry) -> Vec<u8> {
-    // Serializing a plain struct into a Vec cannot fail.
-    postcard::to_stdvec(entry).unwrap_or_default()
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path` (a file).
+    /// Opens (or creates) the store in `path` (a file) and starts its writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(db_err("open"))?;
-        let store = Self { db, options };
-        let txn = store.begin("open")?;
+        let file = path.to_owned();
+        Self::open_with(path, Box::new(move || Database::create(&file)), options)
+    }
+
+    /// Opens the store with `open` (which names its database `path` in errors).
+    fn open_with(path: &Path, open: Opener, options: StoreOptions) -> Result<Self, StoreError> {
+        let op = "open";
+        let db = open().map_err(db_err(op))?;
+        let txn = writer::begin(&db, op)?;
         {
-            let mut meta = txn.open_table(META).map_err(db_err("open"))?;
+            let mut meta = txn.open_table(META).map_err(db_err(op))?;
             let layout = meta
                 .get(META_LAYOUT)
-                .map_err(db_err("open"))?
+                .map_err(db_err(op))?
                 .map(|v| v.value());
             match layout {
                 None => {
                     meta.insert(META_LAYOUT, LAYOUT_VERSION)
-                        .map_err(db_err("open"))?;
+                        .map_err(db_err(op))?;
                 }
                 Some(LAYOUT_VERSION) => {}
                 Some(found) => {
@@ -375,29 +443,109 @@ impl Store {
                     });
                 }
             }
-            // Create every table, so readers never meet a missing one.
-            txn.open_table(PACKETS).map_err(db_err("open"))?;
-            txn.open_table(ENTRIES).map_err(db_err("open"))?;
-            txn.open_table(OUTBOX).map_err(db_err("open"))?;
-            txn.open_table(INBOX).map_err(db_err("open"))?;
-            txn.open_table(EXPIRY).map_err(db_err("open"))?;
-            txn.open_table(DEDUP).map_err(db_err("open"))?;
-            txn.open_table(DEDUP_EXPIRY).map_err(db_err("open"))?;
-            txn.open_table(STATUS).map_err(db_err("open"))?;
         }
-        txn.commit().map_err(db_err("open"))?;
-        Ok(store)
+        // Create every table, so readers never meet a missing one.
+        txn.open_table(PACKETS).map_err(db_err(op))?;
+        txn.open_table(ENTRIES).map_err(db_err(op))?;
+        txn.open_table(OUTBOX).map_err(db_err(op))?;
+        txn.open_table(INBOX).map_err(db_err(op))?;
+        txn.open_table(EXPIRY).map_err(db_err(op))?;
+        txn.open_table(DEDUP).map_err(db_err(op))?;
+        txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
+        txn.open_table(STATUS).map_err(db_err(op))?;
+        txn::rebuild_depths(&txn)?;
+        txn.commit().map_err(db_err(op))?;
+
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(db)),
+            open,
+            path: path.to_owned(),
+            options,
+            stats: Stats::default(),
+        });
+        let (jobs, queue) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || writer::run(shared, queue)
+            })
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Self {
+            shared,
+            jobs: Some(jobs),
+            writer: Some(writer),
+        })
     }
 
-    fn begin(&self, op: &'static str) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(db_err(op))?;
-        // The queue holds data from outside: two-phase commit guards against a crafted page
-        // being mistaken for a valid commit after a crash (redb's docs), and every commit is
-        // durable before it returns.
-        txn.set_two_phase_commit(true);
-        txn.set_durability(Durability::Immediate)
-            .map_err(db_err(op))?;
-        Ok(txn)
+    /// Hands `change` to the writer and waits until the commit that holds it returned.
+    fn write<T: Send + 'static>(
+        &self,
+        mut change: impl FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = mpsc::sync_channel::<Result<T, StoreError>>(1);
+        let ok = answer.clone();
+        let job = Job {
+            work: Box::new(move |txn| {
+                let value = change(txn)?;
+                let ok = ok.clone();
+                let deliver: Deliver = Box::new(move || {
+                    let _ = ok.send(Ok(value));
+                });
+                Ok(deliver)
+            }),
+            fail: Box::new(move |e| {
+                let _ = answer.send(Err(e));
+            }),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(writer_gone)?
+            .send(job)
+            .map_err(|_| writer_gone())?;
+        answered.recv().map_err(|_| writer_gone())?
+    }
+
+    fn read(&self, op: &'static str) -> Result<ReadTransaction, StoreError> {
+        let db = self.shared.db_read();
+        let db = db.as_ref().ok_or_else(|| StoreError::Unavailable {
+            reason: "the database is being reopened after an I/O error".into(),
+        })?;
+        db.begin_read().map_err(db_err(op))
+    }
+
+    /// Checks `admit` against the store's limits that need no transaction, and makes it owned.
+    fn item(&self, admit: &Admit<'_>) -> Result<Item, StoreError> {
+        let bytes = admit.packet.encode();
+        let max = self.shared.options.max_packet_size;
+        if bytes.len() > max {
+            return Err(StoreError::TooLarge {
+                max,
+                got: bytes.len(),
+            });
+        }
+        if admit.next_hops.is_empty() && !admit.local {
+            return Err(StoreError::NoDestination);
+        }
+        let mut hops: Vec<BureauCode> = Vec::with_capacity(admit.next_hops.len());
+        for hop in admit.next_hops {
+            if !hops.contains(hop) {
+                hops.push(hop.clone());
+            }
+        }
+        let h = admit.packet.header();
+        Ok(Item {
+            origin: h.origin.clone(),
+            id: h.id,
+            precedence: h.precedence,
+            expires_at_ms: h.expires_at_ms,
+            bytes,
+            hops,
+            local: admit.local,
+            status: admit.status.cloned(),
+        })
     }
 
     /// Stores `packet` durably, queued for each of `next_hops` and, if `local`, in the inbox —
@@ -432,148 +580,46 @@ impl Store {
         reply: Option<Admit<'_>>,
         now_ms: u64,
     ) -> Result<Admission, StoreError> {
-        let op = "admit";
-        let first_bytes = self.check(&first)?;
-        let reply_bytes = reply.as_ref().map(|r| self.check(r)).transpose()?;
-        let txn = self.begin(op)?;
-        let admission = Self::insert(&txn, &first, &first_bytes, now_ms, self.options.max_bytes)?;
-        if admission == Admission::Duplicate {
-            return Ok(admission);
-        }
-        if let (Some(r), Some(bytes)) = (&reply, &reply_bytes) {
-            Self::insert(&txn, r, bytes, now_ms, self.options.max_bytes)?;
-        }
-        txn.commit().map_err(db_err(op))?;
-        Ok(admission)
-    }
-
-    fn check(&self, item: &Admit<'_>) -> Result<Vec<u8>, StoreError> {
-        let bytes = item.packet.encode();
-        if bytes.len() > self.options.max_packet_size {
-            return Err(StoreError::TooLarge {
-                max: self.options.max_packet_size,
-                got: bytes.len(),
-            });
-        }
-        if item.next_hops.is_empty() && !item.local {
-            return Err(StoreError::NoDestination);
-        }
-        Ok(bytes)
-    }
-
-    fn insert(
-        txn: &WriteTransaction,
-        item: &Admit<'_>,
-        bytes: &[u8],
-        now_ms: u64,
-        max_bytes: Option<u64>,
-    ) -> Result<Admission, StoreError> {
-        let op = "admit";
-        let (packet, next_hops, local) = (item.packet, item.next_hops, item.local);
-        let h = packet.header();
-        if let Some(status) = item.status {
-            let bytes = encode_status(status);
-            txn.open_table(STATUS)
-                .map_err(db_err(op))?
-                .insert(h.id.0, bytes.as_slice())
-                .map_err(db_err(op))?;
-        }
-        let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
-        let key = (h.origin.as_str(), h.id.0);
-        if dedup.get(key).map_err(db_err(op))?.is_some() {
-            return Ok(Admission::Duplicate);
-        }
-        adjust_stored_bytes(txn, bytes.len() as u64, 0, max_bytes)?;
-        dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
-        let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
-        dexp.insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
-            .map_err(db_err(op))?;
-
-        let mut meta = txn.open_table(META).map_err(db_err(op))?;
-        let seq = meta
-            .get(META_NEXT_SEQ)
-            .map_err(db_err(op))?
-            .map_or(1, |v| v.value());
-        meta.insert(META_NEXT_SEQ, seq + 1).map_err(db_err(op))?;
-
-        let mut hops: Vec<BureauCode> = Vec::with_capacity(next_hops.len());
-        for hop in next_hops {
-            if !hops.contains(hop) {
-                hops.push(hop.clone());
+        let first = self.item(&first)?;
+        let reply = reply.map(|r| self.item(&r)).transpose()?;
+        let shared = self.shared.clone();
+        self.write(move |txn| {
+            let items: Vec<&Item> = std::iter::once(&first).chain(reply.as_ref()).collect();
+            // A duplicate needs no room; anything else must fit whole before a byte is written.
+            if txn::insert_is_duplicate(txn, &first)? {
+                return Ok(Admission::Duplicate);
             }
-        }
-        let entry = Entry {
-            origin: h.origin.clone(),
-            id: h.id,
-            precedence: h.precedence,
-            expires_at_ms: h.expires_at_ms,
-            received_at_ms: now_ms,
-            pending_hops: hops,
-            in_inbox: local,
-        };
-        txn.open_table(PACKETS)
-            .map_err(db_err(op))?
-            .insert(seq, bytes)
-            .map_err(db_err(op))?;
-        txn.open_table(ENTRIES)
-            .map_err(db_err(op))?
-            .insert(seq, encode_entry(&entry).as_slice())
-            .map_err(db_err(op))?;
-        let mut outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
-        for hop in &entry.pending_hops {
-            outbox
-                .insert((hop.as_str(), h.precedence as u8, seq), ())
-                .map_err(db_err(op))?;
-        }
-        if local {
-            txn.open_table(INBOX)
-                .map_err(db_err(op))?
-                .insert(seq, ())
-                .map_err(db_err(op))?;
-        }
-        if !entry.pending_hops.is_empty() {
-            txn.open_table(EXPIRY)
-                .map_err(db_err(op))?
-                .insert((h.expires_at_ms, seq), ())
-                .map_err(db_err(op))?;
-        }
-        Ok(Admission::Stored(seq))
+            txn::check_room(txn, &items, &shared.options)?;
+            let admission = txn::insert(txn, &first, now_ms)?;
+            if let Some(reply) = &reply {
+                txn::insert(txn, reply, now_ms)?;
+            }
+            Ok(admission)
+        })
     }
 
     /// Takes a report addressed to this node (a receipt or a non-delivery report): remembers
     /// its `(origin, id)` like any packet and applies `update` to the status of the packet it
     /// reports on, in one transaction, storing nothing else. A crash cannot leave a report
-    /// "seen" but not applied. Returns `Duplicate` (and applies nothing) for a report seen before.
+    /// "seen" but not applied. Returns `Duplicate` (and applies nothing) for a report seen
+    /// before. `update` may be called more than once, each time on the stored status.
     pub fn admit_report(
         &self,
         report: &Packet,
         about: &PacketId,
-        update: impl FnOnce(&mut OriginStatus),
+        mut update: impl FnMut(&mut OriginStatus) + Send + 'static,
     ) -> Result<Admission, StoreError> {
-        let op = "admit report";
         let h = report.header();
-        let txn = self.begin(op)?;
-        {
-            let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
-            let key = (h.origin.as_str(), h.id.0);
-            if dedup.get(key).map_err(db_err(op))?.is_some() {
-                return Ok(Admission::Duplicate);
-            }
-            dedup.insert(key, h.expires_at_ms).map_err(db_err(op))?;
-            txn.open_table(DEDUP_EXPIRY)
-                .map_err(db_err(op))?
-                .insert((h.expires_at_ms, h.origin.as_str(), h.id.0), ())
-                .map_err(db_err(op))?;
-            change_status(&txn, about, update)?;
-        }
-        txn.commit().map_err(db_err(op))?;
-        Ok(Admission::Stored(0))
+        let (origin, id, expires_at_ms, about) = (h.origin.clone(), h.id, h.expires_at_ms, *about);
+        self.write(move |txn| {
+            txn::apply_report(txn, &origin, &id, expires_at_ms, &about, &mut update)
+        })
     }
 
     /// Up to `limit` packets queued for `peer`, most urgent precedence first, then oldest first.
     pub fn outbox(&self, peer: &BureauCode, limit: usize) -> Result<Vec<Stored>, StoreError> {
         let op = "read outbox";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let txn = self.read(op)?;
         let outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
         let packets = txn.open_table(PACKETS).map_err(db_err(op))?;
         let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
@@ -589,31 +635,61 @@ impl Store {
 
     /// How many packets wait for `peer`.
     pub fn outbox_depth(&self, peer: &BureauCode) -> Result<u64, StoreError> {
-        let op = "read outbox";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
-        let outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
-        let range = (peer.as_str(), 0u8, 0u64)..=(peer.as_str(), u8::MAX, u64::MAX);
-        let mut n = 0;
-        for item in outbox.range(range).map_err(db_err(op))? {
-            item.map_err(db_err(op))?;
-            n += 1;
-        }
-        Ok(n)
+        let op = "read outbox depth";
+        let txn = self.read(op)?;
+        let depth = txn.open_table(OUTBOX_DEPTH).map_err(db_err(op))?;
+        Ok(depth
+            .get(peer.as_str())
+            .map_err(db_err(op))?
+            .map_or(0, |v| v.value()))
     }
 
-    /// The packets in the local inbox, oldest first.
-    pub fn inbox(&self) -> Result<Vec<Stored>, StoreError> {
+    /// Up to `limit` packets of the local inbox, oldest first, starting after sequence number
+    /// `after` (0: from the start). A page's last `seq` is the next page's `after`.
+    pub fn inbox(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
         let op = "read inbox";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let txn = self.read(op)?;
         let inbox = txn.open_table(INBOX).map_err(db_err(op))?;
         let packets = txn.open_table(PACKETS).map_err(db_err(op))?;
         let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
         let mut out = Vec::new();
-        for item in inbox.iter().map_err(db_err(op))? {
+        let from = after.saturating_add(1);
+        for item in inbox.range(from..).map_err(db_err(op))?.take(limit) {
             let (seq, _) = item.map_err(db_err(op))?;
             out.push(Self::read_stored(&packets, &entries, seq.value(), op)?);
         }
         Ok(out)
+    }
+
+    /// The inbox packet with id `id`, if any (reads only entries until it finds it).
+    pub fn find_in_inbox(&self, id: &PacketId) -> Result<Option<Stored>, StoreError> {
+        let op = "read inbox";
+        let txn = self.read(op)?;
+        let inbox = txn.open_table(INBOX).map_err(db_err(op))?;
+        let packets = txn.open_table(PACKETS).map_err(db_err(op))?;
+        let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
+        for item in inbox.iter().map_err(db_err(op))? {
+            let seq = item.map_err(db_err(op))?.0.value();
+            let Some(entry) = entries.get(seq).map_err(db_err(op))? else {
+                continue;
+            };
+            if txn::decode_entry(seq, entry.value())?.id == *id {
+                return Self::read_stored(&packets, &entries, seq, op).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The packet stored under `seq`, if any.
+    pub fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
+        let op = "read packet";
+        let txn = self.read(op)?;
+        let packets = txn.open_table(PACKETS).map_err(db_err(op))?;
+        let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
+        if packets.get(seq).map_err(db_err(op))?.is_none() {
+            return Ok(None);
+        }
+        Self::read_stored(&packets, &entries, seq, op).map(Some)
     }
 
     fn read_stored(
@@ -629,7 +705,7 @@ impl Store {
         let entry = entries
             .get(seq)
             .map_err(db_err(op))?
-            .map(|v| decode_entry(seq, v.value()));
+            .map(|v| txn::decode_entry(seq, v.value()));
         match (bytes, entry) {
             (Some(bytes), Some(entry)) => Ok(Stored {
                 seq,
@@ -648,225 +724,63 @@ impl Store {
     /// deleted once no next hop and not the inbox need it. Returns false if it was not queued
     /// for `peer` (already accepted, or expired): accepting twice is harmless.
     pub fn mark_accepted(&self, peer: &BureauCode, seq: u64) -> Result<bool, StoreError> {
-        self.update_entry(
-            "mark accepted",
-            seq,
-            |entry| {
-                let before = entry.pending_hops.len();
-                entry.pending_hops.retain(|h| h != peer);
-                before != entry.pending_hops.len()
-            },
-            |txn, entry| {
-                let op = "mark accepted";
-                txn.open_table(OUTBOX)
-                    .map_err(db_err(op))?
-                    .remove((peer.as_str(), entry.precedence as u8, seq))
-                    .map_err(db_err(op))?;
-                Ok(())
-            },
-        )
+        let peer = peer.clone();
+        self.write(move |txn| txn::update_entry(txn, seq, &EntryChange::Accepted(&peer)))
     }
 
     /// Records that the bureau took packet `seq` from its inbox. Returns false if it was not
     /// there.
     pub fn ack_inbox(&self, seq: u64) -> Result<bool, StoreError> {
-        self.update_entry(
-            "ack inbox",
-            seq,
-            |entry| std::mem::replace(&mut entry.in_inbox, false),
-            |txn, _| {
-                let op = "ack inbox";
-                txn.open_table(INBOX)
-                    .map_err(db_err(op))?
-                    .remove(seq)
-                    .map_err(db_err(op))?;
-                Ok(())
-            },
-        )
-    }
-
-    /// Applies `change` to entry `seq`; if it reports a change, runs `also` in the same
-    /// transaction and deletes the packet when nothing needs it any more.
-    fn update_entry(
-        &self,
-        op: &'static str,
-        seq: u64,
-        change: impl FnOnce(&mut Entry) -> bool,
-        also: impl FnOnce(&WriteTransaction, &Entry) -> Result<(), StoreError>,
-    ) -> Result<bool, StoreError> {
-        let txn = self.begin(op)?;
-        let changed = {
-            let mut entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
-            let found = entries
-                .get(seq)
-                .map_err(db_err(op))?
-                .map(|v| decode_entry(seq, v.value()));
-            let Some(entry) = found else { return Ok(false) };
-            let mut entry = entry?;
-            if !change(&mut entry) {
-                return Ok(false);
-            }
-            also(&txn, &entry)?;
-            if entry.pending_hops.is_empty() {
-                txn.open_table(EXPIRY)
-                    .map_err(db_err(op))?
-                    .remove((entry.expires_at_ms, seq))
-                    .map_err(db_err(op))?;
-            }
-            if entry.pending_hops.is_empty() && !entry.in_inbox {
-                entries.remove(seq).map_err(db_err(op))?;
-                let freed = txn
-                    .open_table(PACKETS)
-                    .map_err(db_err(op))?
-                    .remove(seq)
-                    .map_err(db_err(op))?
-                    .map_or(0, |v| v.value().len() as u64);
-                adjust_stored_bytes(&txn, 0, freed, None)?;
-            } else {
-                entries
-                    .insert(seq, encode_entry(&entry).as_slice())
-                    .map_err(db_err(op))?;
-            }
-            true
-        };
-        txn.commit().map_err(db_err(op))?;
-        Ok(changed)
+        self.write(move |txn| txn::update_entry(txn, seq, &EntryChange::Acked))
     }
 
     /// Drops every packet whose lifetime ended before `now_ms` from the outboxes (a packet
     /// already in the local inbox stays there: it was delivered), forgets deduplication
     /// entries that have expired, and returns what was dropped so the node can report it.
     pub fn expire(&self, now_ms: u64) -> Result<Vec<Expired>, StoreError> {
-        let op = "expire";
-        let txn = self.begin(op)?;
-        let mut dropped = Vec::new();
-        {
-            let mut expiry = txn.open_table(EXPIRY).map_err(db_err(op))?;
-            let mut entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
-            let mut packets = txn.open_table(PACKETS).map_err(db_err(op))?;
-            let mut outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
-            let due: Vec<(u64, u64)> = expiry
-                .range((0, 0)..(now_ms, 0))
-                .map_err(db_err(op))?
-                .map(|item| item.map(|(k, _)| k.value()))
-                .collect::<Result<_, _>>()
-                .map_err(db_err(op))?;
-            for (expires_at_ms, seq) in due {
-                expiry.remove((expires_at_ms, seq)).map_err(db_err(op))?;
-                let Some(entry) = entries
-                    .get(seq)
-                    .map_err(db_err(op))?
-                    .map(|v| decode_entry(seq, v.value()))
-                else {
-                    continue;
-                };
-                let mut entry = entry?;
-                let bytes = packets
-                    .get(seq)
-                    .map_err(db_err(op))?
-                    .map(|v| v.value().to_vec())
-                    .unwrap_or_default();
-                for hop in &entry.pending_hops {
-                    outbox
-                        .remove((hop.as_str(), entry.precedence as u8, seq))
-                        .map_err(db_err(op))?;
-                }
-                dropped.push(Expired {
-                    seq,
-                    entry: entry.clone(),
-                    bytes,
-                });
-                entry.pending_hops.clear();
-                if entry.in_inbox {
-                    entries
-                        .insert(seq, encode_entry(&entry).as_slice())
-                        .map_err(db_err(op))?;
-                } else {
-                    entries.remove(seq).map_err(db_err(op))?;
-                    let freed = packets
-                        .remove(seq)
-                        .map_err(db_err(op))?
-                        .map_or(0, |v| v.value().len() as u64);
-                    adjust_stored_bytes(&txn, 0, freed, None)?;
-                }
-            }
-            let mut dexp = txn.open_table(DEDUP_EXPIRY).map_err(db_err(op))?;
-            let mut dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
-            let stale: Vec<(u64, String, [u8; 16])> = dexp
-                .range((0, "", [0u8; 16])..(now_ms, "", [0u8; 16]))
-                .map_err(db_err(op))?
-                .map(|item| {
-                    item.map(|(k, _)| {
-                        let (e, o, i) = k.value();
-                        (e, o.to_owned(), i)
-                    })
-                })
-                .collect::<Result<_, _>>()
-                .map_err(db_err(op))?;
-            for (e, origin, id) in stale {
-                dexp.remove((e, origin.as_str(), id)).map_err(db_err(op))?;
-                dedup.remove((origin.as_str(), id)).map_err(db_err(op))?;
-            }
-        }
-        txn.commit().map_err(db_err(op))?;
-        Ok(dropped)
+        self.write(move |txn| txn::expire(txn, now_ms))
     }
 
     /// Records (or replaces) the status of a packet this node originated.
     pub fn put_status(&self, id: &PacketId, status: &OriginStatus) -> Result<(), StoreError> {
-        let op = "write status";
-        let txn = self.begin(op)?;
-        let bytes = encode_status(status);
-        txn.open_table(STATUS)
-            .map_err(db_err(op))?
-            .insert(id.0, bytes.as_slice())
-            .map_err(db_err(op))?;
-        txn.commit().map_err(db_err(op))?;
-        Ok(())
+        let (id, status) = (*id, status.clone());
+        self.write(move |txn| txn::put_status(txn, &id, &status))
     }
 
     /// Updates the status of packet `id` with `change`, in one transaction. Returns the new
     /// status, or `None` if this node has no status for `id` (it did not originate it).
+    /// `change` may be called more than once, each time on the stored status.
     pub fn update_status(
         &self,
         id: &PacketId,
-        change: impl FnOnce(&mut OriginStatus),
+        mut change: impl FnMut(&mut OriginStatus) + Send + 'static,
     ) -> Result<Option<OriginStatus>, StoreError> {
-        let op = "update status";
-        let txn = self.begin(op)?;
-        let Some(updated) = change_status(&txn, id, change)? else {
-            return Ok(None);
-        };
-        txn.commit().map_err(db_err(op))?;
-        Ok(Some(updated))
+        let id = *id;
+        self.write(move |txn| txn::change_status(txn, &id, &mut change))
     }
 
     /// The status of a packet this node originated.
     pub fn status(&self, id: &PacketId) -> Result<Option<OriginStatus>, StoreError> {
         let op = "read status";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let txn = self.read(op)?;
         let table = txn.open_table(STATUS).map_err(db_err(op))?;
         let found = table.get(id.0).map_err(db_err(op))?;
-        found.map(|v| decode_status(v.value())).transpose()
+        found.map(|v| txn::decode_status(v.value())).transpose()
     }
 
-    /// Counts of what the store holds: packets queued per next hop, inbox size, statuses.
+    /// Counts of what the store holds: packets queued per next hop, inbox size, bytes.
     pub fn counts(&self) -> Result<Counts, StoreError> {
         let op = "count";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let txn = self.read(op)?;
         let mut counts = Counts::default();
         for item in txn
-            .open_table(OUTBOX)
+            .open_table(OUTBOX_DEPTH)
             .map_err(db_err(op))?
             .iter()
             .map_err(db_err(op))?
         {
-            let (k, _) = item.map_err(db_err(op))?;
-            let peer = k.value().0.to_owned();
-            match counts.outbox.iter_mut().find(|(p, _)| *p == peer) {
-                Some((_, n)) => *n += 1,
-                None => counts.outbox.push((peer, 1)),
-            }
+            let (peer, n) = item.map_err(db_err(op))?;
+            counts.outbox.push((peer.value().to_owned(), n.value()));
         }
         counts.inbox = txn
             .open_table(INBOX)
@@ -890,12 +804,32 @@ impl Store {
     /// Whether `(origin, id)` is remembered (for tests and status).
     pub fn has_seen(&self, origin: &BureauCode, id: &PacketId) -> Result<bool, StoreError> {
         let op = "read dedup";
-        let txn = self.db.begin_read().map_err(db_err(op))?;
+        let txn = self.read(op)?;
         let dedup = txn.open_table(DEDUP).map_err(db_err(op))?;
         Ok(dedup
             .get((origin.as_str(), id.0))
             .map_err(db_err(op))?
             .is_some())
+    }
+
+    /// Commit statistics since the store was opened.
+    pub fn commit_stats(&self) -> CommitStats {
+        let s = &self.shared.stats;
+        CommitStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            changes: s.changes.load(Ordering::Relaxed),
+            commit_micros: s.commit_micros.load(Ordering::Relaxed),
+            commit_histogram: s
+                .histogram
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
     }
 }
 
