@@ -510,7 +510,7 @@ fn the_byte_budget_refuses_then_recovers() {
 fn load_step(f: &Fixture, s: &Store, i: u64) -> Result<(BureauCode, PacketId), StoreError> {
     let hops = [code("CV"), code("NG")];
     let p = f.packet(Precedence::ALL[(i % 4) as usize], NOW + HOUR);
-    s.admit(&p, &hops[..(i % 2 + 1) as usize], i % 3 == 0, NOW)?;
+    s.admit(&p, &hops[..(i % 2 + 1) as usize], i.is_multiple_of(3), NOW)?;
     if i % 5 == 4
         && let Some(first) = s.outbox(&code("CV"), 1)?.first()
     {
@@ -753,7 +753,7 @@ fn concurrent_changes_share_commits_and_refusals_stay_their_own() {
                 let mut results = Vec::new();
                 for _ in 0..n {
                     let p = f.packet(Precedence::Routine, NOW + HOUR);
-                    results.push(s.admit(&p, &[peer.clone()], false, NOW));
+                    results.push(s.admit(&p, std::slice::from_ref(&peer), false, NOW));
                 }
                 results
             })

@@ -72,7 +72,7 @@ impl Disk {
             match change {
                 Change::Write(offset, data) => {
                     for (i, piece) in data.chunks(PIECE).enumerate() {
-                        if rng.next() % 2 == 0 {
+                        if rng.next().is_multiple_of(2) {
                             apply(
                                 &mut image,
                                 &Change::Write(offset + i * PIECE, piece.to_vec()),
@@ -81,7 +81,7 @@ impl Disk {
                     }
                 }
                 Change::SetLen(_) => {
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         apply(&mut image, change);
                     }
                 }
