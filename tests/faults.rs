@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use estafette_testkit::{Cluster, NodeProcess, Seed};
+use estafette_testkit::{Cluster, Impairment, NodeProcess, Seed};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -205,6 +205,43 @@ async fn stress_sigkill_the_sender() {
 #[ignore = "stress: run with --ignored stress"]
 async fn stress_sigkill_the_relay_hub() {
     killed_while_packets_flow("CV", 2000, 10, "stress_sigkill_the_relay_hub").await;
+}
+
+/// Both hops of BR → CV → GH drop, duplicate, delay and reorder datagrams (in both directions):
+/// QUIC recovers the losses and our offers are idempotent, so every packet arrives once and its
+/// receipt comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_duplicating_reordering_link_delivers_everything_once() {
+    let mut seed = Seed::new("lossy_link");
+    let (c, proxies) = Cluster::with_proxies(
+        &["BR", "CV", "GH"],
+        &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
+        &["CV", "GH"],
+    );
+    for proxy in proxies.values() {
+        proxy.impair(
+            Impairment {
+                drop_per_mille: 50,
+                duplicate_per_mille: 50,
+                max_delay: Duration::from_millis(20),
+            },
+            seed.next_u64(),
+        );
+    }
+    let mut procs = Vec::new();
+    for code in ["BR", "CV", "GH"] {
+        procs.push((code, spawn(&c, code)));
+        wait_up(&c, code).await;
+    }
+    let ids = submit_all(&c, 150).await;
+    assert_eq!(ids.len(), 150);
+    let logs = || {
+        procs
+            .iter()
+            .map(|(code, p)| format!("--- {code} log:\n{}\n", p.log_tail(25)))
+            .collect::<String>()
+    };
+    assert_all_delivered_once(&c, &ids, &seed, 120, logs).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

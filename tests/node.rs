@@ -451,6 +451,102 @@ async fn a_full_store_refuses_with_507_keeps_what_it_has_and_recovers() {
     gh.shutdown(GRACE).await;
 }
 
+/// One dead peer cannot take the whole store: its outbox stops at `max_outbox_per_peer` (507
+/// naming the peer) while letters for other peers are still taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_peers_outbox_stops_at_its_limit_and_others_still_flow() {
+    let mut c = Cluster::new(&["BR", "GH", "NG"], &[]);
+    c.configs.get_mut("BR").unwrap().store.max_outbox_per_peer = 3;
+    let (br, ng) = (c.start("BR").await, c.start("NG").await);
+    let api = c.client("BR");
+    for i in 0..3 {
+        send(&api, &["GH"], &format!("queued {i}"), "1d").await;
+    }
+    let refusal = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["GH"], "subject": "s", "text": "x"}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refusal.contains("HTTP 507") && refusal.contains("outbox for GH is full"),
+        "{refusal}"
+    );
+    let to_ng = send(&api, &["NG"], "still flows", "1d").await;
+    delivered(&api, &to_ng, 30).await;
+    br.shutdown(GRACE).await;
+    ng.shutdown(GRACE).await;
+}
+
+/// A real full filesystem (a 16 MiB tmpfs filled to `ENOSPC`; needs root, as CI has): the node
+/// refuses with 507 naming the full disk, keeps what it accepted, and takes letters again by
+/// itself once space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_with_507_keeps_what_it_has_and_recovers() {
+    let Some(disk) = estafette_testkit::Tmpfs::mount(16 * 1024 * 1024) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
+    let mut c = Cluster::new(&["BR", "GH"], &[]);
+    c.configs.get_mut("BR").unwrap().store.dir = disk.path().join("store");
+    let br = c.start("BR").await;
+    let api = c.client("BR");
+    let first = send(&api, &["GH"], "before the disk filled", "1d").await;
+    let filler = disk.fill();
+    let mut accepted = vec![first];
+    let refusal = loop {
+        assert!(accepted.len() < 2_000, "the disk never filled");
+        match api
+            .post(
+                "/v1/messages",
+                &json!({"to": ["GH"], "subject": "s", "text": "x".repeat(4096)}),
+            )
+            .await
+        {
+            Ok(v) => accepted.push(v["id"].as_str().unwrap().to_owned()),
+            Err(e) => break e,
+        }
+    };
+    let text = refusal.to_string();
+    assert!(
+        text.contains("insufficient_storage") && text.contains("disk is full"),
+        "{text}"
+    );
+    // Still refused, by name, while the disk is full; the node stays up and answers.
+    let again = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["GH"], "subject": "s", "text": "x"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("HTTP 507"), "{again}");
+    api.get("/v1/status").await.expect("status while full");
+    // Space returns: new letters are taken again without a restart, and everything is delivered.
+    std::fs::remove_file(&filler).unwrap();
+    let after = eventually(20, "accepting again", || async {
+        api.post(
+            "/v1/messages",
+            &json!({"to": ["GH"], "subject": "after", "text": "x"}),
+        )
+        .await
+        .ok()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    accepted.push(after);
+    let gh = c.start("GH").await;
+    for id in &accepted {
+        delivered(&api, id, 60).await;
+    }
+    assert_eq!(inbox_ids(&c.client("GH")).await.len(), accepted.len());
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+    drop(disk);
+}
+
 fn precedence_rank(p: &str) -> u8 {
     match p {
         "flash" => 0,

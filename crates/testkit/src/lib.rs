@@ -12,9 +12,11 @@ use std::time::Duration;
 
 mod process;
 mod proxy;
+mod tmpfs;
 
 pub use process::{NodeProcess, Seed};
-pub use proxy::UdpProxy;
+pub use proxy::{Impairment, UdpProxy};
+pub use tmpfs::{Tmpfs, is_root};
 
 /// A fresh network in a temporary directory, made through the library.
 pub struct TestNet {
