@@ -205,6 +205,7 @@ impl Node {
                 max_outbox_per_peer: Some(config.store.max_outbox_per_peer),
                 max_batch: config.store.commit_batch,
                 max_batch_wait: Duration::from_micros(config.store.commit_wait_us),
+                ..StoreOptions::default()
             };
             tokio::task::spawn_blocking(move || Store::open(&store_path, options))
                 .await

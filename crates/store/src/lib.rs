@@ -173,6 +173,10 @@ pub struct StoreOptions {
     pub max_outbox_per_peer: Option<u64>,
     /// Most changes committed together in one transaction (group commit).
     pub max_batch: usize,
+    /// Memory for redb's page cache, in bytes. redb's own default (1 GiB) would let a node
+    /// with a long queue grow to hundreds of MiB; 32 MiB keeps the working set (outbox heads,
+    /// indexes) cached.
+    pub cache_bytes: usize,
     /// How long the writer waits for more changes before committing a batch that is not full.
     /// Zero (the default) commits at once: changes that arrive while a commit runs form the
     /// next batch, so batching grows with load and adds no latency when idle.
@@ -186,6 +190,7 @@ impl Default for StoreOptions {
             max_bytes: None,
             max_outbox_per_peer: None,
             max_batch: 256,
+            cache_bytes: 32 * 1024 * 1024,
             max_batch_wait: Duration::ZERO,
         }
     }
@@ -416,7 +421,12 @@ impl Store {
     /// Opens (or creates) the store in `path` (a file) and starts its writer thread.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         let file = path.to_owned();
-        Self::open_with(path, Box::new(move || Database::create(&file)), options)
+        let cache = options.cache_bytes;
+        Self::open_with(
+            path,
+            Box::new(move || Database::builder().set_cache_size(cache).create(&file)),
+            options,
+        )
     }
 
     /// Opens the store with `open` (which names its database `path` in errors).

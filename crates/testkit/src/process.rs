@@ -47,6 +47,21 @@ impl NodeProcess {
         self.starts += 1;
     }
 
+    /// The process's resident memory now and at its peak, in KiB (`VmRSS`, `VmHWM` from
+    /// `/proc`); `None` if it is not running.
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
     /// SIGKILL: no shutdown, no flush; what the store had committed is all that survives.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
