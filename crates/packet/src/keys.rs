@@ -36,6 +36,12 @@ use crate::code::{BureauCode, NetworkName};
 use crate::crypto;
 use crate::error::KeyFileError;
 
+/// Note text with a control character other than newline, which
+/// [`Identity::sign_note_text`] refuses to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("note text contains a control character other than newline")]
+pub struct NoteTextRefused;
+
 /// First line of every key file.
 pub const KEY_FILE_MARKER: &str = "estafette-secret-key-v1";
 const KIND_IDENTITY: &str = "bureau-identity";
@@ -127,6 +133,18 @@ impl Identity {
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
         &self.signing
+    }
+
+    /// Signs a C2SP note text (an audit checkpoint, or the message of a checkpoint
+    /// cosignature) with plain Ed25519, as the `signed-note` spec requires. Refuses text with a
+    /// control character other than newline: every other signature this key makes covers
+    /// `context ‖ 0x00 ‖ …`, so text without NUL can never collide with one of them.
+    pub fn sign_note_text(&self, text: &str) -> Result<[u8; 64], NoteTextRefused> {
+        if text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(NoteTextRefused);
+        }
+        use ed25519_dalek::Signer as _;
+        Ok(self.signing.sign(text.as_bytes()).to_bytes())
     }
 
     pub(crate) fn encryption_secret(&self) -> &[u8; 32] {

@@ -35,10 +35,13 @@ mod seal;
 pub use code::{
     BureauCode, GroupName, MAX_CODE_LEN, MAX_GROUP_LEN, MAX_NETWORK_LEN, NetworkName, PacketId,
 };
+pub use crypto::ed25519_verify;
 pub use error::{
     DecodeError, KeyFileError, NameError, OpenError, RosterError, SealError, VerifyError,
 };
-pub use keys::{AuthorityKey, EncryptionPublicKey, Identity, KEY_FILE_MARKER, SigningPublicKey};
+pub use keys::{
+    AuthorityKey, EncryptionPublicKey, Identity, KEY_FILE_MARKER, NoteTextRefused, SigningPublicKey,
+};
 pub use packet::{
     Body, DEFAULT_HOP_LIMIT, DEFAULT_MAX_PACKET_SIZE, Handling, Header, Kind, Letter, Limits,
     MAX_CAVEATS, MAX_HEADER_SIZE, MAX_HOPS, MAX_LABEL_LEN, MAX_RECIPIENTS, MAX_REF_LEN,

@@ -1,0 +1,233 @@
+//! The file-backed log a node appends to: `log.jsonl` (one entry per line) and
+//! `checkpoints/<size>.note` (one signed checkpoint per file, cosignatures appended to it).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use estafette_packet::Identity;
+
+use crate::AuditError;
+use crate::entry::{Entry, Event, utc};
+use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::note::{Checkpoint, Note, sign_note};
+
+/// The log file's name in an audit directory.
+pub const LOG_FILE: &str = "log.jsonl";
+/// The directory of checkpoints in an audit directory.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
+/// The path of the checkpoint of size `size` in `dir`.
+pub fn checkpoint_path(dir: &Path, size: u64) -> PathBuf {
+    dir.join(CHECKPOINT_DIR).join(format!("{size:020}.note"))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Reads the log's complete lines (without their newlines) and the length of an incomplete
+/// last line, if any (a write cut short by a crash).
+pub fn read_lines(dir: &Path) -> Result<(Vec<Vec<u8>>, usize), AuditError> {
+    let path = dir.join(LOG_FILE);
+    let mut bytes = Vec::new();
+    match File::open(&path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes).map_err(io(&path))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path)(e)),
+    }
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let torn = bytes.len() - complete;
+    let lines = bytes[..complete]
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect::<Vec<_>>();
+    // `split` yields an empty piece after the final newline.
+    let lines = match lines.split_last() {
+        Some((last, rest)) if last.is_empty() => rest.to_vec(),
+        _ => lines,
+    };
+    Ok((lines, torn))
+}
+
+/// Every checkpoint file in `dir`, by size, as text.
+pub fn read_checkpoints(dir: &Path) -> Result<Vec<(PathBuf, String)>, AuditError> {
+    let cdir = dir.join(CHECKPOINT_DIR);
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&cdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(&cdir)(e)),
+    };
+    for e in entries {
+        let path = e.map_err(io(&cdir))?.path();
+        if path.extension().is_some_and(|x| x == "note") {
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            out.push((path, text));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// A node's audit log, open for appending.
+#[derive(Debug)]
+pub struct AuditLog {
+    dir: PathBuf,
+    file: File,
+    origin: String,
+    frontier: Frontier,
+    prev: Hash,
+    checkpointed: u64,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log in `dir` for the log named `origin`
+    /// (`estafette/<network>/<bureau>`). An incomplete last line — a write cut short by a crash,
+    /// never acknowledged — is cut off; its length is returned so the caller can record it.
+    pub fn open(dir: &Path, origin: &str) -> Result<(Self, Option<u64>), AuditError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join(CHECKPOINT_DIR))
+            .map_err(io(dir))?;
+        let (lines, torn) = read_lines(dir)?;
+        let path = dir.join(LOG_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut truncated = None;
+        if torn > 0 {
+            let len = file.metadata().map_err(io(&path))?.len();
+            file.set_len(len - torn as u64).map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
+            truncated = Some(torn as u64);
+        }
+        file.seek(SeekFrom::End(0)).map_err(io(&path))?;
+        let mut frontier = Frontier::default();
+        let mut prev = [0u8; 32];
+        for line in &lines {
+            prev = leaf_hash(line);
+            frontier.push(prev);
+        }
+        let checkpointed = read_checkpoints(dir)?
+            .last()
+            .and_then(|(_, text)| Note::parse(text).ok())
+            .and_then(|n| Checkpoint::parse(&n.text).ok())
+            .map_or(0, |c| c.size);
+        sync_dir(dir)?;
+        Ok((
+            Self {
+                dir: dir.to_owned(),
+                file,
+                origin: origin.to_owned(),
+                frontier,
+                prev,
+                checkpointed,
+            },
+            truncated,
+        ))
+    }
+
+    /// Appends `event` at time `now_ms` and flushes it to disk before returning; returns the
+    /// line's position.
+    pub fn append(&mut self, now_ms: u64, event: Event) -> Result<u64, AuditError> {
+        let seq = self.frontier.size();
+        let entry = Entry {
+            seq,
+            time: utc(now_ms),
+            prev: hex::encode(self.prev),
+            event,
+        };
+        let mut line = serde_json::to_vec(&entry).map_err(|e| AuditError::Encode(e.to_string()))?;
+        let leaf = leaf_hash(&line);
+        line.push(b'\n');
+        let path = self.dir.join(LOG_FILE);
+        self.file.write_all(&line).map_err(io(&path))?;
+        self.file.sync_data().map_err(io(&path))?;
+        self.frontier.push(leaf);
+        self.prev = leaf;
+        Ok(seq)
+    }
+
+    /// Lines in the log.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The tree's root now.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// The log's origin line.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Lines appended since the last checkpoint.
+    pub fn unchecked(&self) -> u64 {
+        self.size() - self.checkpointed
+    }
+
+    /// Signs and writes a checkpoint of the log as it is now, unless the last one already has
+    /// this size. Returns the signed note's text.
+    pub fn checkpoint(&mut self, identity: &Identity) -> Result<Option<String>, AuditError> {
+        let size = self.size();
+        if size == self.checkpointed && checkpoint_path(&self.dir, size).exists() {
+            return Ok(None);
+        }
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: self.root(),
+        };
+        let text = cp.text();
+        let sig = sign_note(identity, &self.origin, &text)?;
+        let note = Note {
+            text,
+            signatures: vec![sig],
+        }
+        .to_text();
+        write_atomically(&checkpoint_path(&self.dir, size), note.as_bytes())?;
+        sync_dir(&self.dir.join(CHECKPOINT_DIR))?;
+        self.checkpointed = size;
+        Ok(Some(note))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
