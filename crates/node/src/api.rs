@@ -67,6 +67,11 @@ impl From<NodeError> for ApiError {
                 "unavailable",
                 e.to_string(),
             ),
+            NodeError::Audit(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                e.to_string(),
+            ),
             NodeError::Store(StoreError::TooLarge { .. }) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
             }
@@ -354,6 +359,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
             "outbox": depth,
         }));
     }
+    let audit = {
+        let a = shared.audit.clone();
+        tokio::task::spawn_blocking(move || a.state())
+            .await
+            .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))?
+    };
     Ok(Json(json!({
         "bureau": shared.me.as_str(),
         "network": roster.network.as_str(),
@@ -362,6 +373,14 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
         "packets_stored": counts.packets,
         "inbox": counts.inbox,
         "peers": peers,
+        "audit": {
+            "entries": audit.entries,
+            "appends": audit.appends,
+            "failures": audit.failures,
+            "alarm": audit.alarm,
+            "last_error": audit.last_error,
+            "policy": audit.policy,
+        },
     }))
     .into_response())
 }

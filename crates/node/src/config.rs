@@ -31,6 +31,12 @@
 //! retry_min = "1s"                                # default: first retry delay
 //! retry_max = "5m"                                # default: backoff cap
 //!
+//! [audit]
+//! dir = "/var/lib/estafette/audit"                # default: <store.dir>/audit
+//! checkpoint_every = 1000                         # default: entries between signed checkpoints
+//! checkpoint_interval = "10s"                     # default: and at least this often
+//! on_failure = "fail-closed"                      # default; or "fail-open"
+//!
 //! [log]
 //! format = "text"                                 # default; or "json"
 //! filter = "info"                                 # default; tracing EnvFilter syntax
@@ -124,6 +130,9 @@ pub struct NodeConfig {
     /// Retrying next hops.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// `[audit]`: the signed audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Static routes: bureaus reached through another. Default none.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -173,6 +182,65 @@ impl Default for StoreConfig {
 pub const MAX_COMMIT_BATCH: usize = 10_000;
 /// The most `store.commit_wait_us` may be (100 ms).
 pub const MAX_COMMIT_WAIT_US: u64 = 100_000;
+
+/// What the node does when it cannot write its audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditPolicy {
+    /// Refuse new packets (submissions and inbound) until the log can be written again.
+    FailClosed,
+    /// Keep working without the log; the alarm stays raised.
+    FailOpen,
+}
+
+/// `[audit]`: the signed, tamper-evident audit log (docs/AUDIT.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Directory of the log. Default: `audit` inside the store directory.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Write a signed checkpoint after this many entries. Default 1000.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// … and at least this often while entries arrive, e.g. `10s`. Default `10s`.
+    #[serde(default = "default_checkpoint_interval", deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+    /// `fail-closed` (default) or `fail-open`.
+    #[serde(default = "default_audit_policy")]
+    pub on_failure: AuditPolicy,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval: default_checkpoint_interval(),
+            on_failure: default_audit_policy(),
+        }
+    }
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_audit_policy() -> AuditPolicy {
+    AuditPolicy::FailClosed
+}
+
+impl NodeConfig {
+    /// The audit log's directory: `[audit] dir`, or `audit` inside the store directory.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.audit
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.store.dir.join("audit"))
+    }
+}
 
 /// `[api]`: the local API for the bureau's own applications and the CLI.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -409,6 +477,12 @@ impl NodeConfig {
                     "must be at most {MAX_COMMIT_WAIT_US} (100 ms), got {}",
                     self.store.commit_wait_us
                 ),
+            ));
+        }
+        if self.audit.checkpoint_every == 0 {
+            return Err(invalid(
+                "audit.checkpoint_every",
+                "must be at least 1".into(),
             ));
         }
         if self.delivery.retry_min > self.delivery.retry_max {

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod audit;
 pub mod client;
 pub mod config;
 pub mod engine;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use estafette_audit::{Event, PacketRecord};
 use estafette_net::{Answer, Endpoint, NetError, PeerConnection};
 use estafette_packet::{
     Body, BureauCode, Handling, Header, Identity, Kind, Letter, Limits, NonDelivery,
@@ -25,6 +26,7 @@ use rand_core::{Rng as _, UnwrapErr};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::audit::Auditor;
 use crate::config::NodeConfig;
 use crate::engine::{Backoff, Plan, Router};
 use crate::network::{self, NetworkError};
@@ -66,6 +68,9 @@ pub enum NodeError {
     /// A packet could not be sealed.
     #[error(transparent)]
     Seal(#[from] estafette_packet::SealError),
+    /// The audit log cannot be written and the policy is `fail-closed`.
+    #[error("{0}")]
+    Audit(String),
     /// An internal task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -135,7 +140,8 @@ struct Outgoing {
 /// State shared by the node's tasks.
 pub(crate) struct Shared {
     pub(crate) me: BureauCode,
-    identity: Identity,
+    identity: Arc<Identity>,
+    pub(crate) audit: Arc<Auditor>,
     roster: RwLock<Arc<Roster>>,
     router: RwLock<Arc<Router>>,
     pub(crate) store: Arc<Store>,
@@ -211,6 +217,19 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Internal(e.to_string()))??
         };
+        let audit = {
+            let (dir, origin) = (
+                config.audit_dir(),
+                estafette_audit::log_origin(&config.network, &config.bureau),
+            );
+            let audit_config = config.audit.clone();
+            tokio::task::spawn_blocking(move || {
+                Auditor::open(&dir, &origin, &audit_config, now_ms())
+                    .map_err(|e| NodeError::Audit(format!("cannot open the audit log: {e}")))
+            })
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))??
+        };
         let endpoint = Endpoint::bind(config.listen, tls, roster.clone(), config.max_packet_size)?;
         let api = crate::api::bind(&config).await?;
         let router = Router::new(config.bureau.clone(), &config.routes, &roster);
@@ -220,7 +239,8 @@ impl Node {
             .collect();
         let shared = Arc::new(Shared {
             me: config.bureau.clone(),
-            identity,
+            identity: Arc::new(identity),
+            audit: Arc::new(audit),
             roster: RwLock::new(Arc::new(roster)),
             router: RwLock::new(Arc::new(router)),
             store: Arc::new(store),
@@ -237,6 +257,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(expiry_loop(shared.clone(), stop_rx.clone()));
+        tasks.spawn(checkpoint_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(crate::api::serve(api, shared.clone(), stop_rx.clone()));
         for peer in shared.wake.keys() {
             tasks.spawn(outbound_worker(
@@ -245,10 +266,22 @@ impl Node {
                 stop_rx.clone(),
             ));
         }
+        let listen = shared
+            .endpoint
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        shared
+            .audit(Event::NodeStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+                listen: listen.clone(),
+                roster_version: shared.roster().version,
+            })
+            .await?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             bureau = %shared.me,
-            quic = %shared.endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            quic = %listen,
             "node started"
         );
         Ok(Self {
@@ -277,6 +310,10 @@ impl Node {
         self.shared.endpoint.close();
         let _ =
             tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+        // The last entry, then a checkpoint that covers everything.
+        let _ = self.shared.audit(Event::NodeStopped {}).await;
+        let (audit, identity) = (self.shared.audit.clone(), self.shared.identity.clone());
+        let _ = tokio::task::spawn_blocking(move || audit.checkpoint(&identity)).await;
         tracing::info!(bureau = %self.shared.me, "node stopped");
     }
 }
@@ -312,6 +349,31 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(peers.entry(peer.clone()).or_default());
+    }
+
+    /// Records `event` in the audit log, flushed to disk before this returns. If the log cannot
+    /// be written the alarm is raised; under `fail-closed` the caller gets the error and must
+    /// not acknowledge what the event records.
+    pub(crate) async fn audit(&self, event: Event) -> Result<(), NodeError> {
+        let (audit, identity) = (self.audit.clone(), self.identity.clone());
+        let result = tokio::task::spawn_blocking(move || audit.record(&identity, now_ms(), event))
+            .await
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if self.audit.fail_closed() => Err(NodeError::Audit(format!(
+                "the audit log cannot be written: {e}"
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Refuses new packets while the audit log is down under `fail-closed`.
+    fn audit_gate(&self) -> Result<(), NodeError> {
+        match self.audit.refusing() {
+            Some(why) => Err(NodeError::Audit(why)),
+            None => Ok(()),
+        }
     }
 
     /// Runs a store call on the blocking pool.
@@ -371,23 +433,45 @@ impl Shared {
 
     /// Seals `body` for `recipients`, stores it with its status, and wakes the workers.
     async fn originate(&self, draft: Draft) -> Result<PacketId, NodeError> {
+        self.audit_gate()?;
         let out = self.prepare(draft)?;
         let id = out.packet.header().id;
         let now = now_ms();
         let hops = out.hops.clone();
-        self.with_store(move |s| {
-            s.admit_with_reply(
-                Admit {
-                    packet: &out.packet,
-                    next_hops: &out.hops,
-                    local: out.local,
-                    status: out.status.as_ref(),
-                },
-                None,
-                now,
-            )
+        // The intent is durable in the log before the packet is: the log never misses a packet
+        // that was stored; a refusal below follows it as its own entry.
+        let record = PacketRecord::of(&out.packet);
+        self.audit(Event::Submitted {
+            packet: record,
+            next_hops: hops.iter().map(ToString::to_string).collect(),
         })
         .await?;
+        let stored = self
+            .with_store(move |s| {
+                s.admit_with_reply(
+                    Admit {
+                        packet: &out.packet,
+                        next_hops: &out.hops,
+                        local: out.local,
+                        status: out.status.as_ref(),
+                    },
+                    None,
+                    now,
+                )
+            })
+            .await;
+        if let Err(e) = &stored {
+            let _ = self
+                .audit(Event::Refused {
+                    id: Some(id.to_string()),
+                    by: self.me.to_string(),
+                    peer: self.me.to_string(),
+                    rule: e.to_string(),
+                    permanent: false,
+                })
+                .await;
+        }
+        stored?;
         for h in &hops {
             self.wake(h);
         }
@@ -464,8 +548,39 @@ impl Shared {
         })
     }
 
-    /// Handles one offer from `peer`; the answer is `Accepted` only once the packet is durable.
+    /// Handles one offer from `peer`; the answer is `Accepted` only once the packet is durable
+    /// and its audit entries are. Refusals are audited too.
     async fn handle_offer(&self, peer: &BureauCode, bytes: &[u8]) -> Answer {
+        let answer = match self.audit.refusing() {
+            Some(why) => Answer::Refused {
+                id: Packet::decode(bytes, &self.limits)
+                    .map_or(PacketId([0; 16]), |p| p.header().id),
+                rule: why,
+                permanent: false,
+            },
+            None => self.take_offer(peer, bytes).await,
+        };
+        if let Answer::Refused {
+            id,
+            rule,
+            permanent,
+        } = &answer
+        {
+            let _ = self
+                .audit(Event::Refused {
+                    id: Some(id.to_string()),
+                    by: self.me.to_string(),
+                    peer: peer.to_string(),
+                    rule: rule.clone(),
+                    permanent: *permanent,
+                })
+                .await;
+        }
+        answer
+    }
+
+    /// Decides on one offer and stores what it accepts.
+    async fn take_offer(&self, peer: &BureauCode, bytes: &[u8]) -> Answer {
         let refuse = |id: PacketId, rule: String, permanent: bool| {
             tracing::warn!(%peer, %id, %rule, "refused a packet");
             Answer::Refused {
@@ -543,10 +658,18 @@ impl Shared {
                 .with_store(move |s| s.admit_report(&report, &about, update))
                 .await
             {
-                Ok(_) => {
+                Ok(Admission::Stored(_)) => {
                     tracing::debug!(%peer, %id, "report applied");
-                    Answer::Accepted(id)
+                    let event = Event::ReceiptReceived {
+                        receipt: PacketRecord::of(&packet),
+                        about: about.to_string(),
+                    };
+                    match self.audit(event).await {
+                        Ok(()) => Answer::Accepted(id),
+                        Err(e) => refuse(id, e.to_string(), false),
+                    }
                 }
+                Ok(Admission::Duplicate) => Answer::Accepted(id),
                 Err(NodeError::Store(e)) if e.is_out_of_room() => {
                     refuse(id, format!("receiver cannot keep it now: {e}"), false)
                 }
@@ -555,6 +678,7 @@ impl Shared {
         }
         let receipt_hops: Vec<BureauCode> =
             receipt.as_ref().map(|r| r.hops.clone()).unwrap_or_default();
+        let receipt_record = receipt.as_ref().map(|r| PacketRecord::of(&r.packet));
         let stored = {
             let packet = packet.clone();
             self.with_store(move |s| {
@@ -585,6 +709,32 @@ impl Shared {
             Ok(Admission::Stored(seq)) => {
                 for h in plan.hops.iter().map(|(h, _)| h).chain(&receipt_hops) {
                     self.wake(h);
+                }
+                // Durable in the log before the previous hop hears "accepted". If the log
+                // cannot be written (fail-closed), the previous hop is told to retry; the packet
+                // is stored already, so the retry is a duplicate and is not delivered twice.
+                let mut events = vec![Event::Accepted {
+                    packet: PacketRecord::of(&packet),
+                    from: peer.to_string(),
+                    next_hops: plan.hops.iter().map(|(h, _)| h.to_string()).collect(),
+                    local,
+                }];
+                if local {
+                    events.push(Event::Delivered {
+                        packet: PacketRecord::of(&packet),
+                        from: peer.to_string(),
+                    });
+                }
+                if let Some(r) = &receipt_record {
+                    events.push(Event::ReceiptSent {
+                        receipt: r.clone(),
+                        about: id.to_string(),
+                    });
+                }
+                for event in events {
+                    if let Err(e) = self.audit(event).await {
+                        return refuse(id, e.to_string(), false);
+                    }
                 }
                 if let Some(opened) = opened {
                     self.deliver_local(&packet, seq, opened).await;
@@ -720,6 +870,12 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
                     tracing::warn!(%from, error = %e, "inbound connection refused");
+                    let _ = shared
+                        .audit(Event::PeerRefused {
+                            addr: from.to_string(),
+                            reason: e.to_string(),
+                        })
+                        .await;
                     return;
                 }
                 Err(_) => {
@@ -729,6 +885,12 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             };
             let peer = conn.peer().clone();
             tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
+            let _ = shared
+                .audit(Event::PeerConnected {
+                    peer: peer.to_string(),
+                    addr: conn.remote_address().to_string(),
+                })
+                .await;
             shared.peer_update(&peer, |p| p.last_seen_ms = Some(now_ms()));
             // A peer that is back may be waiting for what we queued for it.
             shared.wake(&peer);
@@ -910,6 +1072,12 @@ async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, S
     match tokio::time::timeout(CONNECT_TIMEOUT, shared.endpoint.connect(peer, addr)).await {
         Ok(Ok(c)) => {
             tracing::info!(%peer, %addr, "connected");
+            let _ = shared
+                .audit(Event::PeerConnected {
+                    peer: peer.to_string(),
+                    addr: addr.to_string(),
+                })
+                .await;
             Ok(c)
         }
         Ok(Err(e)) => Err(e.to_string()),
@@ -973,6 +1141,12 @@ async fn send_one(
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+            let _ = shared
+                .audit(Event::Sent {
+                    packet: PacketRecord::of(&packet),
+                    to: peer.to_string(),
+                })
+                .await;
             tracing::debug!(%peer, %id, "handed over");
             Ok(())
         }
@@ -982,6 +1156,15 @@ async fn send_one(
             ..
         } => {
             tracing::warn!(%peer, %id, %rule, "next hop refused the packet for good");
+            let _ = shared
+                .audit(Event::Refused {
+                    id: Some(id.to_string()),
+                    by: peer.to_string(),
+                    peer: peer.to_string(),
+                    rule: rule.clone(),
+                    permanent: true,
+                })
+                .await;
             let p = peer.clone();
             shared
                 .with_store(move |s| s.mark_accepted(&p, seq))
@@ -997,6 +1180,18 @@ async fn send_one(
             permanent: false,
             ..
         } => Err(format!("{peer} cannot take it now: {rule}")),
+    }
+}
+
+/// Writes a signed checkpoint every `checkpoint_interval` when entries arrived since the last.
+async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(shared.config.audit.checkpoint_interval) => {}
+        }
+        let (audit, identity) = (shared.audit.clone(), shared.identity.clone());
+        let _ = tokio::task::spawn_blocking(move || audit.checkpoint(&identity)).await;
     }
 }
 
@@ -1024,6 +1219,17 @@ async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             };
             tracing::warn!(id = %e.entry.id, origin = %e.entry.origin, "expired before every next hop took it");
+            let _ = shared
+                .audit(Event::Expired {
+                    packet: PacketRecord::of(&packet),
+                    undelivered_hops: e
+                        .entry
+                        .pending_hops
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                })
+                .await;
             let undelivered = packet.route.targets.clone();
             shared
                 .report_failure(&packet, undelivered, NonDeliveryReason::Expired)

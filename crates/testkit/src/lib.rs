@@ -160,6 +160,7 @@ impl Cluster {
                 },
                 log: LogConfig::default(),
                 delivery: Default::default(),
+                audit: Default::default(),
                 routes: routes
                     .iter()
                     .filter(|(at, _, _)| at == c)

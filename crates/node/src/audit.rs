@@ -1,0 +1,162 @@
+//! The node's side of the audit log: appends each event (flushed before the effect is
+//! acknowledged where it matters), writes signed checkpoints every `checkpoint_every` entries,
+//! every `checkpoint_interval` and at shutdown, and raises an alarm when the log cannot be
+//! written — then follows `[audit] on_failure`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use estafette_audit::{AuditError, AuditLog, Event};
+use estafette_packet::Identity;
+
+use crate::config::{AuditConfig, AuditPolicy};
+
+/// The log, its policy and its alarm.
+#[derive(Debug)]
+pub(crate) struct Auditor {
+    log: Mutex<AuditLog>,
+    policy: AuditPolicy,
+    every: u64,
+    appends: AtomicU64,
+    failures: AtomicU64,
+    /// Set by a failed write, cleared by the next one that succeeds.
+    alarm: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+/// What status and metrics show of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditState {
+    /// Entries in the log.
+    pub entries: u64,
+    /// Entries appended since start.
+    pub appends: u64,
+    /// Failed appends since start.
+    pub failures: u64,
+    /// The alarm is raised: the last write failed.
+    pub alarm: bool,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// `fail-closed` or `fail-open`.
+    pub policy: &'static str,
+}
+
+impl Auditor {
+    /// Opens the log in `dir` named `origin`; records a torn last line it cut off.
+    pub(crate) fn open(
+        dir: &std::path::Path,
+        origin: &str,
+        config: &AuditConfig,
+        now_ms: u64,
+    ) -> Result<Self, AuditError> {
+        let (mut log, cut) = AuditLog::open(dir, origin)?;
+        if let Some(truncated_bytes) = cut {
+            tracing::warn!(
+                truncated_bytes,
+                "audit log: cut off an incomplete last line left by a crash"
+            );
+            log.append(now_ms, Event::LogRecovered { truncated_bytes })?;
+        }
+        Ok(Self {
+            log: Mutex::new(log),
+            policy: config.on_failure,
+            every: config.checkpoint_every,
+            appends: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            alarm: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, AuditLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `event`, durable when this returns `Ok`; checkpoints when `checkpoint_every`
+    /// entries have gathered. Blocking (fsync).
+    pub(crate) fn record(
+        &self,
+        identity: &Identity,
+        now_ms: u64,
+        event: Event,
+    ) -> Result<(), AuditError> {
+        let name = event.name();
+        let result = {
+            let mut log = self.log();
+            log.append(now_ms, event).and_then(|_| {
+                if log.unchecked() >= self.every {
+                    log.checkpoint(identity)?;
+                }
+                Ok(())
+            })
+        };
+        match &result {
+            Ok(()) => {
+                self.appends.fetch_add(1, Ordering::Relaxed);
+                if self.alarm.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("audit log writable again: alarm cleared");
+                }
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.alarm.store(true, Ordering::Relaxed);
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                tracing::error!(event = name, error = %e, policy = ?self.policy, "AUDIT LOG WRITE FAILED");
+            }
+        }
+        result
+    }
+
+    /// Writes a checkpoint if entries arrived since the last one. Blocking.
+    pub(crate) fn checkpoint(&self, identity: &Identity) -> Result<(), AuditError> {
+        let result = self.log().checkpoint(identity).map(|_| ());
+        if let Err(e) = &result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.alarm.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "AUDIT CHECKPOINT FAILED");
+        }
+        result
+    }
+
+    /// Whether new packets may be accepted: not while the alarm is raised under `fail-closed`.
+    pub(crate) fn refusing(&self) -> Option<String> {
+        (self.policy == AuditPolicy::FailClosed && self.alarm.load(Ordering::Relaxed)).then(|| {
+            let last = self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            format!(
+                "the audit log cannot be written ({last}); new packets are refused (fail-closed)"
+            )
+        })
+    }
+
+    /// Whether a failed write stops the operation that asked for it.
+    pub(crate) fn fail_closed(&self) -> bool {
+        self.policy == AuditPolicy::FailClosed
+    }
+
+    /// For status and metrics.
+    pub(crate) fn state(&self) -> AuditState {
+        AuditState {
+            entries: self.log().size(),
+            appends: self.appends.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            alarm: self.alarm.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            policy: match self.policy {
+                AuditPolicy::FailClosed => "fail-closed",
+                AuditPolicy::FailOpen => "fail-open",
+            },
+        }
+    }
+}
