@@ -143,12 +143,15 @@ pub enum Event {
         /// Id of the packet it acknowledges.
         about: String,
     },
-    /// A receipt (or non-delivery report) for one of our packets arrived and was applied.
+    /// A receipt (or non-delivery report) for one of our packets arrived and was applied
+    /// (this is also the report's `accepted`: it is stored nowhere else).
     ReceiptReceived {
         /// The report.
         receipt: PacketRecord,
         /// Id of our packet it reports on.
         about: String,
+        /// The previous hop.
+        from: String,
     },
     /// A packet expired here before every next hop took it.
     Expired {

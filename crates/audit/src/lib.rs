@@ -11,6 +11,8 @@
 //!                                                 peers' C2SP cosignature/v1 lines appended
 //!  auditor ─▶ verify.rs  chain, positions, roots, signatures, consistency, witnesses
 //!          ─▶ proof.rs   C2SP tlog-proof: inclusion of one line under a signed checkpoint
+//!          ─▶ reconcile.rs  several nodes' logs: each hand-over on both sides, each delivery's
+//!                           receipt at the origin, each witnessed checkpoint still matching
 //! ```
 //!
 //! No format here is our own where a standard exists; the Merkle code is checked against the
@@ -29,6 +31,8 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod reconcile;
+pub mod replay;
 pub mod verify;
 
 pub use entry::{Entry, Event, PacketRecord};

@@ -42,6 +42,8 @@ pub(crate) fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
     for n in &nodes {
         n.stop();
     }
+    // Stopped cleanly, every node wrote a final signed checkpoint: audit what happened.
+    let result = result.and_then(|()| audit(&nodes));
     match result {
         Ok(()) => {
             if kept {
@@ -72,6 +74,41 @@ pub(crate) fn run(dir: Option<PathBuf>) -> Result<(), Failure> {
             Err(Failure::from(e.context("the demo failed")))
         }
     }
+}
+
+/// Verifies every node's audit log against the roster, then reconciles them.
+fn audit(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    use estafette_audit::reconcile::{NodeLog, reconcile};
+    let mut logs = Vec::new();
+    for n in nodes {
+        let roster = network::load_roster(&n.config.roster, &n.config.authority_key)?;
+        let dir = n.config.audit_dir();
+        let report = estafette_audit::verify(
+            &dir,
+            estafette_audit::Trust {
+                log_key: None,
+                roster: Some(&roster),
+            },
+        )?
+        .map_err(|p| anyhow::anyhow!("{}'s audit log does not verify: {p}", n.code))?;
+        println!(
+            "audit: {}'s log verifies ({} entries, {} checkpoints, {} packet signatures checked)",
+            n.code,
+            report.lines,
+            report.checkpoints.len(),
+            report.packet_signatures
+        );
+        logs.push(NodeLog::read(&dir)?);
+    }
+    let gaps = reconcile(&logs);
+    if !gaps.is_empty() {
+        let list: Vec<String> = gaps.iter().map(ToString::to_string).collect();
+        bail!("the audit logs do not reconcile:\n{}", list.join("\n"));
+    }
+    println!(
+        "audit: the four logs reconcile: every hand-over is recorded on both sides, every delivery's receipt at its origin"
+    );
+    Ok(())
 }
 
 /// A running node process, stopped (SIGTERM, then SIGKILL) when dropped.

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod demo;
 mod network;
 mod node;
@@ -59,6 +60,11 @@ enum Command {
         /// Show this sent message's progress per recipient.
         #[arg(long)]
         message: Option<String>,
+    },
+    /// Verify, replay, prove and reconcile audit logs.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Command,
     },
     /// Start the example network (BR, CV, GH, NG) on loopback and exchange case notices.
     Demo {
@@ -118,6 +124,7 @@ fn main() -> ExitCode {
             json,
             message,
         } => node::status(&config, json, message),
+        Command::Audit { command } => audit::run(command),
         Command::Demo { dir } => demo::run(dir),
     };
     match result {

@@ -663,6 +663,7 @@ impl Shared {
                     let event = Event::ReceiptReceived {
                         receipt: PacketRecord::of(&packet),
                         about: about.to_string(),
+                        from: peer.to_string(),
                     };
                     match self.audit(event).await {
                         Ok(()) => Answer::Accepted(id),

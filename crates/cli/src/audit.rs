@@ -1,0 +1,222 @@
+//! `estafette audit …`: what an auditor runs on a node's log directory (docs/AUDIT.md).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Subcommand;
+use estafette_audit::reconcile::{NodeLog, reconcile};
+use estafette_audit::replay::{Filter, describe};
+use estafette_audit::{Entry, Trust, Verifier, proof, verify};
+use estafette_packet::{Roster, SigningPublicKey};
+
+use crate::Failure;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check a log: every line, every checkpoint signature and consistency, every packet
+    /// signature against the roster. Exit 0 only when all holds; else name the first bad line.
+    Verify {
+        /// The node's audit directory (holds log.jsonl and checkpoints/).
+        dir: PathBuf,
+        /// The network's signed roster: checks packet signatures and cosignatures, and gives the
+        /// node's key. Needs --authority-key.
+        #[arg(long, requires = "authority_key")]
+        roster: Option<PathBuf>,
+        /// The authority's public key (base64, or a file holding it) that signed the roster.
+        #[arg(long)]
+        authority_key: Option<String>,
+        /// The log's C2SP verifier key (`estafette/<network>/<bureau>+<id>+<key>`), if no roster.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Print the log as a readable timeline.
+    Replay {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// Only entries about this packet id.
+        #[arg(long)]
+        packet: Option<String>,
+        /// Only entries involving this bureau.
+        #[arg(long)]
+        bureau: Option<String>,
+        /// Only entries at or after this UTC time (`2026-11-23T10:00:00Z`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the matching entries as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a C2SP tlog-proof that line N is in the log under its latest checkpoint.
+    Prove {
+        /// The node's audit directory.
+        dir: PathBuf,
+        /// The line number, from 1.
+        #[arg(long)]
+        line: u64,
+    },
+    /// Cross-check several nodes' logs: hand-overs on both sides, receipts for deliveries,
+    /// witnessed checkpoints still matching. Exit 0 only when they agree.
+    Reconcile {
+        /// Audit directories of the nodes.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+fn authority(arg: &str) -> anyhow::Result<SigningPublicKey> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    } else {
+        arg.to_owned()
+    };
+    // A key file may carry comments; the key is its last non-empty line.
+    let key = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or_default();
+    key.parse()
+        .map_err(|e| anyhow!("--authority-key: not an Ed25519 public key: {e}"))
+}
+
+pub(crate) fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Verify {
+            dir,
+            roster,
+            authority_key,
+            key,
+        } => verify_cmd(
+            &dir,
+            roster.as_deref(),
+            authority_key.as_deref(),
+            key.as_deref(),
+        ),
+        Command::Replay {
+            dir,
+            packet,
+            bureau,
+            since,
+            json,
+        } => {
+            let since_ms = since
+                .map(|s| {
+                    estafette_audit::entry::parse_utc(&s).ok_or_else(|| {
+                        anyhow!("--since {s}: expected a UTC time like 2026-11-23T10:00:00Z")
+                    })
+                })
+                .transpose()
+                .map_err(Failure::usage)?;
+            let filter = Filter {
+                packet,
+                bureau,
+                since_ms,
+            };
+            let (lines, _) = estafette_audit::log::read_lines(&dir)?;
+            for (i, line) in lines.iter().enumerate() {
+                let entry: Entry = serde_json::from_slice(line)
+                    .with_context(|| format!("line {}: not an audit entry", i + 1))?;
+                if filter.matches(&entry) {
+                    if json {
+                        println!("{}", String::from_utf8_lossy(line));
+                    } else {
+                        println!("{}", describe(&entry));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Prove { dir, line } => {
+            print!("{}", proof::prove(&dir, line)?);
+            Ok(())
+        }
+        Command::Reconcile { dirs } => {
+            let logs = dirs
+                .iter()
+                .map(|d| NodeLog::read(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let gaps = reconcile(&logs);
+            let names: Vec<&str> = logs.iter().map(|l| l.bureau.as_str()).collect();
+            if gaps.is_empty() {
+                println!(
+                    "{} logs agree ({}): every hand-over is on both sides, every delivery's receipt reached its origin",
+                    logs.len(),
+                    names.join(", ")
+                );
+                return Ok(());
+            }
+            for g in &gaps {
+                println!("{g}");
+            }
+            Err(anyhow!(
+                "{} gaps between the logs of {}",
+                gaps.len(),
+                names.join(", ")
+            )
+            .into())
+        }
+    }
+}
+
+fn verify_cmd(
+    dir: &Path,
+    roster: Option<&Path>,
+    authority_key: Option<&str>,
+    key: Option<&str>,
+) -> Result<(), Failure> {
+    let roster: Option<Roster> = match (roster, authority_key) {
+        (Some(path), Some(a)) => {
+            let a = authority(a).map_err(Failure::usage)?;
+            Some(estafette_node::network::load_roster(path, &a)?)
+        }
+        _ => None,
+    };
+    let key = key
+        .map(Verifier::from_vkey)
+        .transpose()
+        .map_err(|e| Failure::usage(anyhow!("--key: {e}")))?;
+    if roster.is_none() && key.is_none() {
+        return Err(Failure::usage(anyhow!(
+            "give the log's key (--key) or the roster (--roster with --authority-key)"
+        )));
+    }
+    let trust = Trust {
+        log_key: key.as_ref(),
+        roster: roster.as_ref(),
+    };
+    match verify(dir, trust)? {
+        Ok(report) => {
+            println!(
+                "{}: {} lines, {} checkpoints, {} packet signatures checked: the log is intact",
+                report.origin,
+                report.lines,
+                report.checkpoints.len(),
+                report.packet_signatures
+            );
+            for cp in &report.checkpoints {
+                let witnesses: Vec<String> =
+                    cp.witnesses.iter().map(|(c, _)| c.to_string()).collect();
+                println!(
+                    "  checkpoint {:>8}  root {}  {}",
+                    cp.size,
+                    B64.encode(cp.root),
+                    if witnesses.is_empty() {
+                        "not co-signed".to_owned()
+                    } else {
+                        format!("co-signed by {}", witnesses.join(", "))
+                    }
+                );
+            }
+            if report.unsigned_tail > 0 {
+                println!(
+                    "  {} lines after the last checkpoint are not signed yet",
+                    report.unsigned_tail
+                );
+            }
+            Ok(())
+        }
+        Err(problem) => Err(anyhow!("{}: {problem}", dir.display()).into()),
+    }
+}
