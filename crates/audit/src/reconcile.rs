@@ -119,32 +119,37 @@ pub fn reconcile(logs: &[NodeLog]) -> Vec<Gap> {
                 what,
             };
             match &e.event {
-                Event::Sent { packet, to } if by_bureau.contains_key(to.as_str()) => {
-                    if !accepted.contains(&(to.as_str(), packet.id.as_str(), me)) {
-                        gaps.push(gap(format!(
-                            "sent {} to {to}, but {to}'s log has no `accepted` for it from {me}",
-                            packet.id
-                        )));
-                    }
+                Event::Sent { packet, to }
+                    if by_bureau.contains_key(to.as_str())
+                        && !accepted.contains(&(to.as_str(), packet.id.as_str(), me)) =>
+                {
+                    gaps.push(gap(format!(
+                        "sent {} to {to}, but {to}'s log has no `accepted` for it from {me}",
+                        packet.id
+                    )));
                 }
-                Event::Accepted { packet, from, .. } if by_bureau.contains_key(from.as_str()) => {
-                    if !sent.contains(&(from.as_str(), packet.id.as_str(), me)) {
-                        gaps.push(gap(format!(
-                            "accepted {} from {from}, but {from}'s log has no `sent` for it to {me}",
-                            packet.id
-                        )));
-                    }
+                Event::Accepted { packet, from, .. }
+                    if by_bureau.contains_key(from.as_str())
+                        && !sent.contains(&(from.as_str(), packet.id.as_str(), me)) =>
+                {
+                    gaps.push(gap(format!(
+                        "accepted {} from {from}, but {from}'s log has no `sent` for it to {me}",
+                        packet.id
+                    )));
                 }
                 Event::Delivered { packet, .. }
                     if packet.kind == "letter"
-                        && by_bureau.contains_key(packet.origin.as_str()) =>
+                        && by_bureau.contains_key(packet.origin.as_str())
+                        && !receipts.contains(&(
+                            packet.origin.as_str(),
+                            packet.id.as_str(),
+                            me,
+                        )) =>
                 {
-                    if !receipts.contains(&(packet.origin.as_str(), packet.id.as_str(), me)) {
-                        gaps.push(gap(format!(
-                            "delivered {} here, but its origin {}'s log has no receipt for it from {me}",
-                            packet.id, packet.origin
-                        )));
-                    }
+                    gaps.push(gap(format!(
+                        "delivered {} here, but its origin {}'s log has no receipt for it from {me}",
+                        packet.id, packet.origin
+                    )));
                 }
                 Event::Witnessed { origin, size, root } => {
                     let Some(peer) = logs.iter().find(|l| l.origin == *origin) else {
