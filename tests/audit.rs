@@ -124,3 +124,92 @@ fn the_demos_logs_verify_replay_prove_and_reconcile() {
     // No key and no roster: a usage error.
     fails(&estafette(&["audit", "verify", p(&br)]), 64);
 }
+
+/// Neighbours co-sign each other's checkpoints over the hop protocol; a node that wipes its
+/// log after being witnessed is refused by its witness and caught by `reconcile`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
+    use crate::util::{Cluster, eventually};
+    use estafette_audit::reconcile::{NodeLog, reconcile};
+    use serde_json::json;
+    use std::time::Duration;
+
+    let mut c = Cluster::new(&["BR", "CV"], &[]);
+    for code in ["BR", "CV"] {
+        c.configs.get_mut(code).unwrap().audit.checkpoint_interval = Duration::from_secs(1);
+    }
+    let roster = c.net.roster();
+    let dir = |code: &str| c.config(code).audit_dir();
+    let witnessed_by = |code: &str, by: &'static str| {
+        let (d, r) = (dir(code), roster.clone());
+        async move {
+            let report = estafette_audit::verify(
+                &d,
+                estafette_audit::Trust {
+                    log_key: None,
+                    roster: Some(&r),
+                },
+            )
+            .ok()?
+            .ok()?;
+            report
+                .checkpoints
+                .iter()
+                .any(|cp| cp.witnesses.iter().any(|(w, _)| w.as_str() == by))
+                .then_some(())
+        }
+    };
+    let (br, cv) = (c.start("BR").await, c.start("CV").await);
+    let api = c.client("BR");
+    let v = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["CV"], "subject": "s", "text": "x"}),
+        )
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    eventually(30, "delivery", || async {
+        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+        (v["delivered"] == true).then_some(())
+    })
+    .await;
+    eventually(30, "CV co-signs BR's checkpoint", || {
+        witnessed_by("BR", "CV")
+    })
+    .await;
+    eventually(30, "BR co-signs CV's checkpoint", || {
+        witnessed_by("CV", "BR")
+    })
+    .await;
+
+    // BR throws its log away and starts again: CV refuses its next checkpoint.
+    br.shutdown(Duration::from_secs(10)).await;
+    std::fs::remove_dir_all(dir("BR")).unwrap();
+    let br = c.start("BR").await;
+    api.post(
+        "/v1/messages",
+        &json!({"to": ["CV"], "subject": "again", "text": "x"}),
+    )
+    .await
+    .unwrap();
+    eventually(30, "CV refuses the rewritten log", || async {
+        let text = std::fs::read_to_string(dir("CV").join("log.jsonl")).ok()?;
+        text.contains("\"event\":\"witness_refused\"").then_some(())
+    })
+    .await;
+    br.shutdown(Duration::from_secs(10)).await;
+    cv.shutdown(Duration::from_secs(10)).await;
+    // BR's new log is consistent in itself; only CV's record of what it co-signed shows the
+    // rewrite.
+    let logs = vec![
+        NodeLog::read(&dir("BR")).unwrap(),
+        NodeLog::read(&dir("CV")).unwrap(),
+    ];
+    let gaps = reconcile(&logs);
+    assert!(
+        gaps.iter()
+            .any(|g| g.at == "CV" && g.what.contains("history was rewritten")),
+        "{gaps:#?}"
+    );
+}

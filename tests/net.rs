@@ -202,3 +202,37 @@ async fn an_oversized_offer_is_refused_before_it_is_read() {
     );
     drop(client);
 }
+
+#[tokio::test]
+async fn a_witness_request_gets_its_response_and_an_oversized_one_is_not_sent() {
+    use estafette_net::Request;
+    let net = TestNet::new("test-net", &["BR", "GH"]);
+    let (gh, gh_addr) = endpoint(&net, "GH", net.roster());
+    let (br, _) = endpoint(&net, "BR", net.roster());
+    let server = tokio::spawn(async move {
+        let conn = within(10, "accept", gh.accept()).await.unwrap().unwrap();
+        let Some(Request::Witness(w)) = within(10, "request", conn.next_request()).await.unwrap()
+        else {
+            panic!("expected a witness request");
+        };
+        let text = w.text.clone();
+        w.respond("conflict 7").await.unwrap();
+        text
+    });
+    let conn = within(10, "connect", br.connect(&code("GH"), gh_addr))
+        .await
+        .unwrap();
+    let answer = within(
+        10,
+        "witness",
+        conn.witness("estafette-witness/v1\nold 0\n\nnote\n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, "conflict 7");
+    let text = within(10, "server", server).await.unwrap();
+    assert!(text.starts_with("estafette-witness/v1\nold 0\n"), "{text}");
+    let big = "x".repeat(estafette_net::frame::MAX_WITNESS_REQUEST + 1);
+    let err = within(10, "witness", conn.witness(&big)).await.unwrap_err();
+    assert!(matches!(err, NetError::FrameTooLarge { .. }), "{err:?}");
+}

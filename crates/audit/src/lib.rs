@@ -11,6 +11,7 @@
 //!                                                 peers' C2SP cosignature/v1 lines appended
 //!  auditor ─▶ verify.rs  chain, positions, roots, signatures, consistency, witnesses
 //!          ─▶ proof.rs   C2SP tlog-proof: inclusion of one line under a signed checkpoint
+//!  peers   ─▶ witness.rs co-sign a neighbour's checkpoint only if it extends the last one
 //!          ─▶ reconcile.rs  several nodes' logs: each hand-over on both sides, each delivery's
 //!                           receipt at the origin, each witnessed checkpoint still matching
 //! ```
@@ -34,6 +35,7 @@ pub mod proof;
 pub mod reconcile;
 pub mod replay;
 pub mod verify;
+pub mod witness;
 
 pub use entry::{Entry, Event, PacketRecord};
 pub use log::AuditLog;

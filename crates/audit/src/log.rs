@@ -12,6 +12,7 @@ use crate::AuditError;
 use crate::entry::{Entry, Event, utc};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::note::{Checkpoint, Note, sign_note};
+use crate::witness::WitnessState;
 
 /// The log file's name in an audit directory.
 pub const LOG_FILE: &str = "log.jsonl";
@@ -89,6 +90,20 @@ pub struct AuditLog {
     frontier: Frontier,
     prev: Hash,
     checkpointed: u64,
+    witnessed: WitnessState,
+}
+
+/// Remembers what a `Witnessed` entry records.
+fn remember_witnessed(state: &mut WitnessState, event: &Event) {
+    use base64::Engine as _;
+    if let Event::Witnessed { origin, size, root } = event
+        && let Some(root) = base64::engine::general_purpose::STANDARD
+            .decode(root)
+            .ok()
+            .and_then(|r| <Hash>::try_from(r).ok())
+    {
+        state.last.insert(origin.clone(), (*size, root));
+    }
 }
 
 impl AuditLog {
@@ -121,9 +136,13 @@ impl AuditLog {
         file.seek(SeekFrom::End(0)).map_err(io(&path))?;
         let mut frontier = Frontier::default();
         let mut prev = [0u8; 32];
+        let mut witnessed = WitnessState::default();
         for line in &lines {
             prev = leaf_hash(line);
             frontier.push(prev);
+            if let Ok(entry) = serde_json::from_slice::<Entry>(line) {
+                remember_witnessed(&mut witnessed, &entry.event);
+            }
         }
         let checkpointed = read_checkpoints(dir)?
             .last()
@@ -139,6 +158,7 @@ impl AuditLog {
                 frontier,
                 prev,
                 checkpointed,
+                witnessed,
             },
             truncated,
         ))
@@ -162,7 +182,13 @@ impl AuditLog {
         self.file.sync_data().map_err(io(&path))?;
         self.frontier.push(leaf);
         self.prev = leaf;
+        remember_witnessed(&mut self.witnessed, &entry.event);
         Ok(seq)
+    }
+
+    /// What this node co-signed last for each peer's log (from its `Witnessed` entries).
+    pub fn witnessed(&self) -> &WitnessState {
+        &self.witnessed
     }
 
     /// Lines in the log.

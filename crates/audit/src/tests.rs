@@ -595,3 +595,115 @@ fn utc_times_round_trip() {
     );
     assert_eq!(entry::parse_utc("2026-13-01T00:00:00Z"), None);
 }
+
+/// A witness co-signs a first checkpoint, then only consistent extensions; it answers
+/// "conflict" when the requester's idea of its state is stale, and refuses rewrites,
+/// rollbacks, other bureaus' logs and bad signatures.
+#[test]
+fn a_witness_cosigns_only_extensions() {
+    use crate::witness::{WitnessResponse, WitnessState, decide, request_for};
+    let net = Net::new();
+    let mut log = net.log(5);
+    let cv_name = log_origin(&net.roster.network, &code("CV"));
+    let note5 = std::fs::read_to_string(log::checkpoint_path(&net.dir, 5)).unwrap();
+    let ask = |state: &WitnessState, text: &str, from: &str| {
+        decide(
+            state,
+            text,
+            &code(from),
+            &net.roster,
+            &net.cv,
+            &cv_name,
+            1_795_392_000,
+        )
+    };
+    let mut state = WitnessState::default();
+    let req = request_for(&net.dir, &note5, 5, 0).unwrap().to_text();
+    let d = ask(&state, &req, "BR");
+    let WitnessResponse::Cosigned(sig) = &d.response else {
+        panic!("{:?}", d.response)
+    };
+    let cp = d.checkpoint.unwrap();
+    state.last.insert(cp.origin.clone(), (cp.size, cp.root));
+    // The cosignature verifies as CV's cosignature/v1 on that checkpoint.
+    let mut note = Note::parse(&note5).unwrap();
+    note.signatures.push(sig.clone());
+    let v = Verifier {
+        name: cv_name.clone(),
+        kind: TYPE_COSIGNATURE,
+        key: net.cv.signing_public().0,
+    };
+    assert_eq!(v.verify_cosignature(&note).unwrap(), 1_795_392_000);
+    // Only BR may ask for BR's log.
+    assert!(
+        matches!(ask(&WitnessState::default(), &req, "GH").response, WitnessResponse::Refused(r) if r.contains("not GH's log"))
+    );
+
+    // The log grows: a stale "old" gets a conflict, the right one a cosignature.
+    for i in 0..3 {
+        log.append(NOW + 100 + i, Event::NodeStopped {}).unwrap();
+    }
+    let note8 = log.checkpoint(&net.br).unwrap().unwrap();
+    let stale = request_for(&net.dir, &note8, 8, 0).unwrap().to_text();
+    assert_eq!(
+        ask(&state, &stale, "BR").response,
+        WitnessResponse::Conflict(5)
+    );
+    let good = request_for(&net.dir, &note8, 8, 5).unwrap().to_text();
+    assert!(matches!(
+        ask(&state, &good, "BR").response,
+        WitnessResponse::Cosigned(_)
+    ));
+
+    // History rewritten and re-signed by BR itself: line 2 changed, the chain and checkpoint
+    // recomputed. Not consistent with what CV co-signed at 5: refused.
+    let net2 = Net {
+        dir: net.dir.with_file_name("rewritten"),
+        ..Net::new()
+    };
+    let net2 = Net {
+        roster: net.roster.clone(),
+        br: Identity::from_key_file(&net.br.to_key_file()).unwrap(),
+        ..net2
+    };
+    let mut forged = net2.log(8);
+    let note_forged = forged.checkpoint(&net2.br).unwrap();
+    assert!(note_forged.is_none(), "log() already checkpointed at 8");
+    let note_forged = std::fs::read_to_string(log::checkpoint_path(&net2.dir, 8)).unwrap();
+    let req = request_for(&net2.dir, &note_forged, 8, 5)
+        .unwrap()
+        .to_text();
+    assert!(
+        matches!(ask(&state, &req, "BR").response, WitnessResponse::Refused(r) if r.contains("history was rewritten"))
+    );
+    // A rollback to a smaller log: refused as such.
+    let small = Net {
+        roster: net.roster.clone(),
+        br: Identity::from_key_file(&net.br.to_key_file()).unwrap(),
+        ..Net::new()
+    };
+    small.log(3);
+    let note3 = std::fs::read_to_string(log::checkpoint_path(&small.dir, 3)).unwrap();
+    let req = request_for(&small.dir, &note3, 3, 0).unwrap().to_text();
+    assert!(
+        matches!(ask(&state, &req, "BR").response, WitnessResponse::Refused(r) if r.contains("rolled back"))
+    );
+    // A checkpoint signed by someone else under BR's name: refused.
+    let cp = Checkpoint::parse(&Note::parse(&note8).unwrap().text).unwrap();
+    let bad = Note {
+        text: cp.text(),
+        signatures: vec![sign_note(&net.gh, &net.origin(), &cp.text()).unwrap()],
+    };
+    let req = request_for(&net.dir, &bad.to_text(), 8, 5)
+        .unwrap()
+        .to_text();
+    assert!(matches!(
+        ask(&state, &req, "BR").response,
+        WitnessResponse::Refused(_)
+    ));
+    // Garbage is refused, not a panic.
+    assert!(matches!(
+        ask(&state, "hello", "BR").response,
+        WitnessResponse::Refused(_)
+    ));
+}

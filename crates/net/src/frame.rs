@@ -4,7 +4,13 @@
 //! sender ── Offer    = len: u32 BE || 0x01 || packet bytes            ──▶ receiver
 //! sender ◀─ Answer   = len: u32 BE || 0x02 || postcard(Accepted)      ── (durable)
 //!                    | len: u32 BE || 0x03 || postcard(Refused)       ── (not kept)
+//!
+//! log  ── Witness request  = len: u32 BE || 0x04 || UTF-8 text (≤ 256 KiB) ──▶ peer
+//! log  ◀─ Witness response = len: u32 BE || 0x05 || UTF-8 text (≤ 4 KiB)   ── peer
 //! ```
+//!
+//! A witness request asks the peer to co-sign the sender's audit checkpoint; its text is
+//! specified by `estafette-audit` (docs/AUDIT.md). The transport only carries it.
 //!
 //! `len` counts the bytes after it. The reader checks `len` against its limit before it
 //! allocates anything.
@@ -18,6 +24,12 @@ use crate::NetError;
 const OFFER: u8 = 0x01;
 const ACCEPTED: u8 = 0x02;
 const REFUSED: u8 = 0x03;
+const WITNESS_REQUEST: u8 = 0x04;
+const WITNESS_RESPONSE: u8 = 0x05;
+/// Largest witness request text (a checkpoint, its cosignatures and a consistency proof).
+pub const MAX_WITNESS_REQUEST: usize = 256 * 1024;
+/// Largest witness response text (one cosignature line or a refusal).
+pub const MAX_WITNESS_RESPONSE: usize = 4 * 1024;
 /// Largest answer frame.
 const MAX_ANSWER: usize = 1024;
 /// Longest refusal rule, in bytes.
@@ -68,12 +80,91 @@ pub(crate) async fn write_offer(send: &mut SendStream, packet: &[u8]) -> Result<
     Ok(())
 }
 
-/// Reads an offer of at most `max` packet bytes.
-pub(crate) async fn read_offer(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, NetError> {
-    let body = read_frame(recv, max + 1).await?;
+/// What a peer asks on a new stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// Take this packet.
+    Offer(Vec<u8>),
+    /// Co-sign this checkpoint (request text).
+    Witness(String),
+}
+
+/// Reads an offer of at most `max` packet bytes, or a witness request. The frame's length is
+/// checked against the limit of its type before anything is allocated.
+pub(crate) async fn read_request(recv: &mut RecvStream, max: usize) -> Result<Asked, NetError> {
+    let mut head = [0u8; 5];
+    recv.read_exact(&mut head).await.map_err(NetError::Read)?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len == 0 {
+        return Err(NetError::Protocol("empty frame"));
+    }
+    let limit = match head[4] {
+        OFFER => max + 1,
+        WITNESS_REQUEST => MAX_WITNESS_REQUEST + 1,
+        _ => return Err(NetError::Protocol("expected an offer or a witness request")),
+    };
+    if len > limit {
+        return Err(NetError::FrameTooLarge {
+            max: limit,
+            got: len,
+        });
+    }
+    let mut body = vec![0u8; len.saturating_sub(1)];
+    recv.read_exact(&mut body).await.map_err(NetError::Read)?;
+    if head[4] == OFFER {
+        return Ok(Asked::Offer(body));
+    }
+    String::from_utf8(body)
+        .map(Asked::Witness)
+        .map_err(|_| NetError::Protocol("witness request is not UTF-8"))
+}
+
+/// Writes a text frame of `kind` and finishes the sending side.
+async fn write_text(send: &mut SendStream, kind: u8, text: &str) -> Result<(), NetError> {
+    let len = (text.len() + 1) as u32;
+    send.write_all(&len.to_be_bytes())
+        .await
+        .map_err(NetError::Write)?;
+    send.write_all(&[kind]).await.map_err(NetError::Write)?;
+    send.write_all(text.as_bytes())
+        .await
+        .map_err(NetError::Write)?;
+    send.finish()
+        .map_err(|_| NetError::Protocol("stream closed before the frame was finished"))?;
+    Ok(())
+}
+
+/// Writes a witness request.
+pub(crate) async fn write_witness_request(
+    send: &mut SendStream,
+    text: &str,
+) -> Result<(), NetError> {
+    if text.len() > MAX_WITNESS_REQUEST {
+        return Err(NetError::FrameTooLarge {
+            max: MAX_WITNESS_REQUEST,
+            got: text.len(),
+        });
+    }
+    write_text(send, WITNESS_REQUEST, text).await
+}
+
+/// Writes a witness response.
+pub(crate) async fn write_witness_response(
+    send: &mut SendStream,
+    text: &str,
+) -> Result<(), NetError> {
+    let mut text = text.to_owned();
+    truncate_utf8(&mut text, MAX_WITNESS_RESPONSE);
+    write_text(send, WITNESS_RESPONSE, &text).await
+}
+
+/// Reads a witness response.
+pub(crate) async fn read_witness_response(recv: &mut RecvStream) -> Result<String, NetError> {
+    let body = read_frame(recv, MAX_WITNESS_RESPONSE + 1).await?;
     match body.split_first() {
-        Some((&OFFER, packet)) => Ok(packet.to_vec()),
-        _ => Err(NetError::Protocol("expected an offer frame")),
+        Some((&WITNESS_RESPONSE, text)) => String::from_utf8(text.to_vec())
+            .map_err(|_| NetError::Protocol("witness response is not UTF-8")),
+        _ => Err(NetError::Protocol("expected a witness response")),
     }
 }
 

@@ -7,8 +7,10 @@
 //!
 //! ```text
 //!  Endpoint::bind ─┬─ connect(peer, addr) ──▶ PeerConnection ── offer(packet) ──▶ Answer
-//!                  └─ accept()            ──▶ PeerConnection ── next_offer()  ──▶ IncomingOffer
-//!                                                                    └─ answer(Accepted | Refused)
+//!                  │                                        └─ witness(request) ──▶ response text
+//!                  └─ accept()            ──▶ PeerConnection ── next_request() ──▶ Request
+//!                                              Offer(IncomingOffer) ─ answer(Accepted | Refused)
+//!                                              Witness(IncomingWitness) ─ respond(text)
 //! ```
 //!
 //! Each offer travels on its own bidirectional stream, so several packets are in flight per
@@ -299,8 +301,31 @@ impl PeerConnection {
         frame::read_answer(&mut recv).await
     }
 
+    /// Asks the peer to co-sign an audit checkpoint; returns its response text.
+    pub async fn witness(&self, request: &str) -> Result<String, NetError> {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
+        frame::write_witness_request(&mut send, request).await?;
+        frame::read_witness_response(&mut recv).await
+    }
+
     /// Waits for the peer's next offer; `Ok(None)` once the peer has closed the connection.
+    /// A witness request in between is answered with a refusal (use [`Self::next_request`] to
+    /// serve those).
     pub async fn next_offer(&self) -> Result<Option<IncomingOffer>, NetError> {
+        loop {
+            match self.next_request().await? {
+                None => return Ok(None),
+                Some(Request::Offer(o)) => return Ok(Some(o)),
+                Some(Request::Witness(w)) => {
+                    let _ = w.respond("refused this endpoint does not witness").await;
+                }
+            }
+        }
+    }
+
+    /// Waits for the peer's next request: an offer or a witness request. `Ok(None)` once the
+    /// peer has closed the connection.
+    pub async fn next_request(&self) -> Result<Option<Request>, NetError> {
         let (send, mut recv) = match self.conn.accept_bi().await {
             Ok(streams) => streams,
             Err(
@@ -311,8 +336,12 @@ impl PeerConnection {
             }
             Err(e) => return Err(e.into()),
         };
-        let bytes = frame::read_offer(&mut recv, self.max_packet_size).await?;
-        Ok(Some(IncomingOffer { bytes, send }))
+        Ok(Some(
+            match frame::read_request(&mut recv, self.max_packet_size).await? {
+                frame::Asked::Offer(bytes) => Request::Offer(IncomingOffer { bytes, send }),
+                frame::Asked::Witness(text) => Request::Witness(IncomingWitness { text, send }),
+            },
+        ))
     }
 
     /// Closes the connection.
@@ -323,6 +352,32 @@ impl PeerConnection {
     /// Resolves when the connection is closed, with the reason.
     pub async fn closed(&self) -> quinn::ConnectionError {
         self.conn.closed().await
+    }
+}
+
+/// What a peer asks on a new stream.
+#[derive(Debug)]
+pub enum Request {
+    /// A packet offered.
+    Offer(IncomingOffer),
+    /// A checkpoint to co-sign.
+    Witness(IncomingWitness),
+}
+
+/// A witness request received from a peer.
+#[derive(Debug)]
+pub struct IncomingWitness {
+    /// The request text.
+    pub text: String,
+    send: quinn::SendStream,
+}
+
+impl IncomingWitness {
+    /// Sends the response text.
+    pub async fn respond(mut self, text: &str) -> Result<(), NetError> {
+        frame::write_witness_response(&mut self.send, text).await?;
+        let _ = self.send.stopped().await;
+        Ok(())
     }
 }
 

@@ -6,6 +6,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use std::collections::BTreeMap;
+
+use estafette_audit::witness::WitnessState;
 use estafette_audit::{AuditError, AuditLog, Event};
 use estafette_packet::Identity;
 
@@ -22,6 +25,9 @@ pub(crate) struct Auditor {
     /// Set by a failed write, cleared by the next one that succeeds.
     alarm: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Per neighbour, the checkpoint size it last co-signed for us (0: none known yet; a
+    /// witness that knows better answers "conflict" with its size).
+    cosigned: Mutex<BTreeMap<String, u64>>,
 }
 
 /// What status and metrics show of the audit log.
@@ -65,6 +71,7 @@ impl Auditor {
             failures: AtomicU64::new(0),
             alarm: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            cosigned: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -110,15 +117,51 @@ impl Auditor {
         result
     }
 
-    /// Writes a checkpoint if entries arrived since the last one. Blocking.
-    pub(crate) fn checkpoint(&self, identity: &Identity) -> Result<(), AuditError> {
-        let result = self.log().checkpoint(identity).map(|_| ());
+    /// Writes a checkpoint if entries arrived since the last one; returns its size and signed
+    /// note. Blocking.
+    pub(crate) fn checkpoint(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<(u64, String)>, AuditError> {
+        let result = {
+            let mut log = self.log();
+            log.checkpoint(identity)
+                .map(|note| note.map(|n| (log.size(), n)))
+        };
         if let Err(e) = &result {
             self.failures.fetch_add(1, Ordering::Relaxed);
             self.alarm.store(true, Ordering::Relaxed);
             tracing::error!(error = %e, "AUDIT CHECKPOINT FAILED");
         }
         result
+    }
+
+    /// The log's directory.
+    pub(crate) fn dir(&self) -> std::path::PathBuf {
+        self.log().dir().to_owned()
+    }
+
+    /// What this node co-signed last for each peer's log.
+    pub(crate) fn witness_state(&self) -> WitnessState {
+        self.log().witnessed().clone()
+    }
+
+    /// The checkpoint size `peer` last co-signed for us, as far as we know.
+    pub(crate) fn cosigned_by(&self, peer: &str) -> u64 {
+        self.cosigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(peer)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Remembers that `peer` co-signed (or last co-signed) our checkpoint of `size`.
+    pub(crate) fn set_cosigned_by(&self, peer: &str, size: u64) {
+        self.cosigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer.to_owned(), size);
     }
 
     /// Whether new packets may be accepted: not while the alarm is raised under `fail-closed`.

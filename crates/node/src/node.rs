@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use estafette_audit::{Event, PacketRecord};
-use estafette_net::{Answer, Endpoint, NetError, PeerConnection};
+use estafette_net::{Answer, Endpoint, IncomingWitness, NetError, PeerConnection, Request};
 use estafette_packet::{
     Body, BureauCode, Handling, Header, Identity, Kind, Letter, Limits, NonDelivery,
     NonDeliveryReason, Opened, Packet, PacketId, Precedence, Receipt, Roster, Suite,
@@ -149,6 +149,8 @@ pub(crate) struct Shared {
     limits: Limits,
     hop_limit: u8,
     wake: BTreeMap<BureauCode, Arc<Notify>>,
+    /// Serialises witness decisions.
+    witness_turn: tokio::sync::Mutex<()>,
     pub(crate) peers: RwLock<BTreeMap<BureauCode, PeerState>>,
     config: NodeConfig,
 }
@@ -250,6 +252,7 @@ impl Node {
             },
             hop_limit: config.hop_limit,
             wake,
+            witness_turn: tokio::sync::Mutex::new(()),
             peers: RwLock::new(BTreeMap::new()),
             config,
         });
@@ -577,6 +580,114 @@ impl Shared {
                 .await;
         }
         answer
+    }
+
+    /// Answers a neighbour's request to co-sign its audit checkpoint: only a checkpoint signed
+    /// by that bureau that extends the last one we co-signed for it. What we co-sign is in our
+    /// own log (durably) before the cosignature leaves.
+    async fn serve_witness(&self, peer: &BureauCode, request: IncomingWitness) {
+        use estafette_audit::witness::{WitnessResponse, decide};
+        // One decision at a time, so two requests cannot both extend the same old state.
+        let _turn = self.witness_turn.lock().await;
+        let state = {
+            let audit = self.audit.clone();
+            tokio::task::spawn_blocking(move || audit.witness_state())
+                .await
+                .unwrap_or_default()
+        };
+        let my_name = estafette_audit::log_origin(&self.roster().network, &self.me);
+        let now_secs = now_ms() / 1000;
+        let decision = decide(
+            &state,
+            &request.text,
+            peer,
+            &self.roster(),
+            &self.identity,
+            &my_name,
+            now_secs,
+        );
+        let response = match (&decision.response, &decision.checkpoint) {
+            (WitnessResponse::Cosigned(_), Some(cp)) => {
+                use base64::Engine as _;
+                let event = Event::Witnessed {
+                    origin: cp.origin.clone(),
+                    size: cp.size,
+                    root: base64::engine::general_purpose::STANDARD.encode(cp.root),
+                };
+                match self.audit(event).await {
+                    Ok(()) => decision.response.clone(),
+                    Err(e) => WitnessResponse::Refused(e.to_string()),
+                }
+            }
+            (WitnessResponse::Refused(why), Some(cp)) => {
+                tracing::warn!(%peer, origin = %cp.origin, reason = %why, "refused to co-sign a checkpoint");
+                let _ = self
+                    .audit(Event::WitnessRefused {
+                        origin: cp.origin.clone(),
+                        reason: why.clone(),
+                    })
+                    .await;
+                decision.response.clone()
+            }
+            _ => decision.response.clone(),
+        };
+        if let Err(e) = request.respond(&response.to_text()).await {
+            tracing::debug!(%peer, error = %e, "could not send a witness response");
+        }
+    }
+
+    /// Asks `peer` to co-sign our checkpoint of `size`; adds the cosignature to it.
+    async fn request_cosignature(
+        &self,
+        peer: &BureauCode,
+        size: u64,
+        note: &str,
+    ) -> Result<(), String> {
+        use estafette_audit::witness::{WitnessResponse, add_cosignature, request_for};
+        let conn = connect(self, peer).await?;
+        let dir = self.audit.dir();
+        let mut old = self.audit.cosigned_by(peer.as_str());
+        // At most one retry: a "conflict" tells us the size the witness really holds.
+        for _ in 0..2 {
+            let request = {
+                let (dir, note) = (dir.clone(), note.to_owned());
+                tokio::task::spawn_blocking(move || request_for(&dir, &note, size, old))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+            };
+            let text = tokio::time::timeout(OFFER_TIMEOUT, conn.witness(&request.to_text()))
+                .await
+                .map_err(|_| format!("no witness answer within {OFFER_TIMEOUT:?}"))?
+                .map_err(|e| e.to_string())?;
+            match WitnessResponse::parse(&text)? {
+                WitnessResponse::Cosigned(sig) => {
+                    let dir = dir.clone();
+                    tokio::task::spawn_blocking(move || add_cosignature(&dir, size, &sig))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    self.audit.set_cosigned_by(peer.as_str(), size);
+                    conn.close("witnessed");
+                    return Ok(());
+                }
+                WitnessResponse::Conflict(theirs) if theirs != old && theirs <= size => {
+                    old = theirs;
+                }
+                WitnessResponse::Conflict(theirs) => {
+                    conn.close("witness conflict");
+                    return Err(format!(
+                        "{peer} last co-signed size {theirs}, beyond {size}"
+                    ));
+                }
+                WitnessResponse::Refused(why) => {
+                    conn.close("witness refused");
+                    return Err(format!("{peer} refused to co-sign: {why}"));
+                }
+            }
+        }
+        conn.close("witness conflict");
+        Err(format!("{peer} keeps answering conflict"))
     }
 
     /// Decides on one offer and stores what it accepts.
@@ -913,10 +1024,10 @@ async fn serve_connection(
     loop {
         let next = tokio::select! {
             _ = stop.changed() => break,
-            n = conn.next_offer() => n,
+            n = conn.next_request() => n,
         };
         match next {
-            Ok(Some(offer)) => {
+            Ok(Some(Request::Offer(offer))) => {
                 let shared = shared.clone();
                 let peer = conn.peer().clone();
                 offers.spawn(async move {
@@ -925,6 +1036,11 @@ async fn serve_connection(
                         tracing::debug!(%peer, error = %e, "could not send an answer");
                     }
                 });
+            }
+            Ok(Some(Request::Witness(request))) => {
+                let shared = shared.clone();
+                let peer = conn.peer().clone();
+                offers.spawn(async move { shared.serve_witness(&peer, request).await });
             }
             Ok(None) => break,
             Err(e) => {
@@ -1192,7 +1308,23 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(shared.config.audit.checkpoint_interval) => {}
         }
         let (audit, identity) = (shared.audit.clone(), shared.identity.clone());
-        let _ = tokio::task::spawn_blocking(move || audit.checkpoint(&identity)).await;
+        let written = tokio::task::spawn_blocking(move || audit.checkpoint(&identity)).await;
+        // A new checkpoint: ask every neighbour to witness it.
+        if let Ok(Ok(Some((size, note)))) = written {
+            let mut asks = JoinSet::new();
+            for peer in shared.wake.keys() {
+                let (shared, note, peer) = (shared.clone(), note.clone(), peer.clone());
+                asks.spawn(async move {
+                    match shared.request_cosignature(&peer, size, &note).await {
+                        Ok(()) => tracing::debug!(%peer, size, "checkpoint co-signed"),
+                        Err(e) => {
+                            tracing::info!(%peer, size, error = %e, "checkpoint not co-signed");
+                        }
+                    }
+                });
+            }
+            while asks.join_next().await.is_some() {}
+        }
     }
 }
 
