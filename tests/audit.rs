@@ -182,6 +182,43 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
         witnessed_by("CV", "BR")
     })
     .await;
+    // The independent verifier counts CV's cosignature too (C2SP cosignature/v1).
+    if std::env::var_os("ESTAFETTE_AICS_PYTHON").is_some() {
+        let cosigned = std::fs::read_dir(dir("BR").join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains("estafette/test-net/CV ")
+            })
+            .unwrap();
+        let key = |code: &str, kind| {
+            estafette_audit::Verifier {
+                name: format!("estafette/test-net/{code}"),
+                kind,
+                key: roster
+                    .bureau(&estafette_packet::BureauCode::new(code).unwrap())
+                    .unwrap()
+                    .signing_key
+                    .0,
+            }
+            .vkey()
+        };
+        let (report, passed) = aics(&[
+            "verify-checkpoint",
+            "--note",
+            p(&cosigned),
+            "--log-key",
+            &key("BR", estafette_audit::note::TYPE_ED25519),
+            "--witness-key",
+            &key("CV", estafette_audit::note::TYPE_COSIGNATURE),
+            "--quorum",
+            "1",
+        ])
+        .unwrap();
+        assert!(passed && report["cosignatures"] == 1, "{report}");
+    }
 
     // BR throws its log away and starts again: CV refuses its next checkpoint.
     br.shutdown(Duration::from_secs(10)).await;
@@ -212,4 +249,116 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
             .any(|g| g.at == "CV" && g.what.contains("history was rewritten")),
         "{gaps:#?}"
     );
+}
+
+/// Runs the independent C2SP verifier aics-tlog (PyPI, Python), if `.ci/run` installed it
+/// (`ESTAFETTE_AICS_PYTHON` names the Python that has it); returns its JSON report and whether
+/// it exited 0. `None` when it is not installed.
+fn aics(args: &[&str]) -> Option<(serde_json::Value, bool)> {
+    let python = std::env::var_os("ESTAFETTE_AICS_PYTHON")?;
+    let out = std::process::Command::new(python)
+        .args(["-m", "aics_tlog"])
+        .args(args)
+        .output()
+        .expect("aics-tlog runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "aics-tlog printed no JSON: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Some((report, out.status.success()))
+}
+
+/// An independent implementation (aics-tlog, Python + OpenSSL's Ed25519) accepts our signed
+/// checkpoints, rebuilds the same Merkle root from `log.jsonl`, proves a line's inclusion under
+/// our checkpoint, and rejects a tampered log.
+#[test]
+fn an_independent_verifier_agrees() {
+    if std::env::var_os("ESTAFETTE_AICS_PYTHON").is_none() {
+        eprintln!("SKIPPED: ESTAFETTE_AICS_PYTHON is not set (.ci/run installs aics-tlog)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    ok(&estafette(&["demo", "--dir", p(&demo)]));
+    let vkey = ok(&estafette(&[
+        "audit",
+        "key",
+        "--roster",
+        p(&demo.join("roster.bin")),
+        "--authority-key",
+        p(&demo.join("authority.pub")),
+        "--bureau",
+        "CV",
+    ]))
+    .trim()
+    .to_owned();
+    let dir = audit_dir(&demo, "cv");
+    let checkpoint = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    let (report, passed) = aics(&[
+        "verify-checkpoint",
+        "--note",
+        p(&checkpoint),
+        "--log-key",
+        &vkey,
+        "--origin",
+        "estafette/example-net/CV",
+    ])
+    .unwrap();
+    assert!(passed && report["log_ok"] == true, "{report}");
+    let root = report["root"].as_str().unwrap().to_owned();
+
+    // The same root from our lines, computed by aics-tlog's own tree code.
+    let tiles = tmp.path().join("tiles");
+    let log = dir.join("log.jsonl");
+    let (built, passed) = aics(&[
+        "build-tiles",
+        "--leaves",
+        p(&log),
+        "--out",
+        p(&tiles),
+        "--zero",
+    ])
+    .unwrap();
+    assert!(
+        passed && built["root"] == root.as_str(),
+        "{built} vs {root}"
+    );
+    std::fs::copy(&checkpoint, tiles.join("checkpoint")).unwrap();
+    let (incl, passed) = aics(&[
+        "verify-inclusion",
+        "--tiles",
+        p(&tiles),
+        "--leaves-file",
+        p(&log),
+        "--leaf-line",
+        "3",
+        "--index",
+        "2",
+        "--log-key",
+        &vkey,
+    ])
+    .unwrap();
+    assert!(passed && incl["ok"] == true, "{incl}");
+
+    // One changed line: aics-tlog's root no longer matches our signed one.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("\"time\":\"2", "\"time\":\"1", 1)).unwrap();
+    let tiles2 = tmp.path().join("tiles2");
+    let (built, _) = aics(&[
+        "build-tiles",
+        "--leaves",
+        p(&log),
+        "--out",
+        p(&tiles2),
+        "--zero",
+    ])
+    .unwrap();
+    assert_ne!(built["root"], root.as_str());
 }

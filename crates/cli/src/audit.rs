@@ -56,6 +56,22 @@ pub(crate) enum Command {
         #[arg(long)]
         line: u64,
     },
+    /// Print a bureau's audit keys as C2SP verifier keys, from the roster: the log key (checks
+    /// its checkpoints) or, with --cosigner, the key of its cosignatures on others' checkpoints.
+    Key {
+        /// The network's signed roster.
+        #[arg(long)]
+        roster: PathBuf,
+        /// The authority's public key (base64, or a file holding it).
+        #[arg(long)]
+        authority_key: String,
+        /// The bureau.
+        #[arg(long)]
+        bureau: String,
+        /// The cosignature key (type 0x04) instead of the log key (type 0x01).
+        #[arg(long)]
+        cosigner: bool,
+    },
     /// Cross-check several nodes' logs: hand-overs on both sides, receipts for deliveries,
     /// witnessed checkpoints still matching. Exit 0 only when they agree.
     Reconcile {
@@ -126,6 +142,31 @@ pub(crate) fn run(command: Command) -> Result<(), Failure> {
                     }
                 }
             }
+            Ok(())
+        }
+        Command::Key {
+            roster,
+            authority_key,
+            bureau,
+            cosigner,
+        } => {
+            let a = authority(&authority_key).map_err(Failure::usage)?;
+            let roster = estafette_node::network::load_roster(&roster, &a)?;
+            let code = estafette_packet::BureauCode::new(&bureau)
+                .map_err(|e| Failure::usage(anyhow!("--bureau {bureau}: {e}")))?;
+            let entry = roster
+                .bureau(&code)
+                .ok_or_else(|| Failure::usage(anyhow!("bureau {code} is not in the roster")))?;
+            let v = Verifier {
+                name: estafette_audit::log_origin(&roster.network, &code),
+                kind: if cosigner {
+                    estafette_audit::note::TYPE_COSIGNATURE
+                } else {
+                    estafette_audit::note::TYPE_ED25519
+                },
+                key: entry.signing_key.0,
+            };
+            println!("{}", v.vkey());
             Ok(())
         }
         Command::Prove { dir, line } => {
