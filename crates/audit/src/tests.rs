@@ -579,6 +579,11 @@ fn cosignatures_name_their_witnesses() {
     assert_eq!(v.verify_cosignature(&note).unwrap(), 1_795_392_001);
     // Nothing new: no new checkpoint.
     assert!(log.checkpoint(&net.br).unwrap().is_none());
+    // CV's cosignature with a changed timestamp: named as forged.
+    let mut forged = note.clone();
+    forged.signatures[1].signature[7] ^= 1;
+    std::fs::write(&path, forged.to_text()).unwrap();
+    assert_checkpoint(net.verify(), "forged or altered cosignature");
 }
 
 #[test]

@@ -236,10 +236,10 @@ fn check(
             verify_consistency(prev.size, cp.size, &prev.root, &cp.root, &proof)
                 .map_err(|e| bad(format!("not consistent with checkpoint {}: {e}", prev.size)))?;
         }
-        let witnesses = trust
-            .roster
-            .map(|r| witnesses(&note, &cp.origin, r))
-            .unwrap_or_default();
+        let witnesses = match trust.roster {
+            Some(r) => witnesses(&note, &cp.origin, r).map_err(bad)?,
+            None => Vec::new(),
+        };
         verified.push(VerifiedCheckpoint {
             size: cp.size,
             root: cp.root,
@@ -282,8 +282,9 @@ fn log_verifier(origin: &str, trust: Trust<'_>) -> Result<Verifier, String> {
     })
 }
 
-/// Bureaus of the roster whose `cosignature/v1` on `note` verifies.
-fn witnesses(note: &Note, origin: &str, roster: &Roster) -> Vec<(BureauCode, u64)> {
+/// Bureaus of the roster whose `cosignature/v1` on `note` verifies. A line that claims to be a
+/// bureau's cosignature (its name and key ID) but does not verify is an error, as C2SP asks.
+fn witnesses(note: &Note, origin: &str, roster: &Roster) -> Result<Vec<(BureauCode, u64)>, String> {
     let mut out = Vec::new();
     for b in &roster.bureaus {
         let name = crate::log_origin(&roster.network, &b.code);
@@ -295,9 +296,11 @@ fn witnesses(note: &Note, origin: &str, roster: &Roster) -> Vec<(BureauCode, u64
             kind: TYPE_COSIGNATURE,
             key: b.signing_key.0,
         };
-        if let Ok(time) = v.verify_cosignature(note) {
-            out.push((b.code.clone(), time));
+        match v.verify_cosignature(note) {
+            Ok(time) => out.push((b.code.clone(), time)),
+            Err(crate::NoteError::Unsigned { .. }) => {}
+            Err(e) => return Err(format!("{e}: a forged or altered cosignature")),
         }
     }
-    out
+    Ok(out)
 }
