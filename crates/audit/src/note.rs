@@ -163,7 +163,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// The key ID: SHA-256(name ‖ 0x0A ‖ type ‖ key)[:4].
+    /// The key ID: the first four bytes of SHA-256(name ‖ 0x0A ‖ type ‖ key).
     pub fn key_id(&self) -> [u8; 4] {
         let mut h = Sha256::new();
         h.update(self.name.as_bytes());
