@@ -362,3 +362,101 @@ fn an_independent_verifier_agrees() {
     .unwrap();
     assert_ne!(built["root"], root.as_str());
 }
+
+/// The audit log's disk fills up: under `fail-closed` the node refuses new letters (503
+/// `audit_unavailable`), raises the alarm in its status, and takes letters again by itself once
+/// there is room; the log has no torn line and verifies. Needs root for the tmpfs (CI has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_audit_log_fails_closed_then_recovers() {
+    audit_disk_fills(estafette_node::config::AuditPolicy::FailClosed).await;
+}
+
+/// The same under `fail-open`: letters are still taken, the alarm stays up until a write works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_audit_log_fails_open_with_the_alarm_raised() {
+    audit_disk_fills(estafette_node::config::AuditPolicy::FailOpen).await;
+}
+
+async fn audit_disk_fills(policy: estafette_node::config::AuditPolicy) {
+    use crate::util::{Cluster, eventually};
+    use estafette_node::config::AuditPolicy;
+    use serde_json::json;
+    use std::time::Duration;
+
+    let Some(disk) = estafette_testkit::Tmpfs::mount(1024 * 1024) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    };
+    let mut c = Cluster::new(&["BR", "GH"], &[]);
+    let config = c.configs.get_mut("BR").unwrap();
+    config.audit.dir = Some(disk.path().join("audit"));
+    config.audit.checkpoint_interval = Duration::from_secs(1);
+    config.audit.on_failure = policy;
+    let br = c.start("BR").await;
+    let api = c.client("BR");
+    let letter = json!({"to": ["GH"], "subject": "s", "text": "x"});
+    api.post("/v1/messages", &letter).await.unwrap();
+    let filler = disk.fill();
+    // Appends fill what is left of the log's last page, then fail.
+    let mut refused = None;
+    for _ in 0..500 {
+        let status = api.get("/v1/status").await.unwrap();
+        if status["audit"]["alarm"] == true {
+            break;
+        }
+        if let Err(e) = api.post("/v1/messages", &letter).await {
+            refused = Some(e.to_string());
+            break;
+        }
+    }
+    let status = api.get("/v1/status").await.unwrap();
+    assert_eq!(status["audit"]["alarm"], true, "{status}");
+    assert!(
+        status["audit"]["failures"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert!(
+        status["audit"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{status}"
+    );
+    let next = api.post("/v1/messages", &letter).await;
+    match policy {
+        AuditPolicy::FailClosed => {
+            let e = next.unwrap_err().to_string();
+            assert!(
+                e.contains("HTTP 503") && e.contains("audit_unavailable"),
+                "{e}"
+            );
+            if let Some(r) = refused {
+                assert!(r.contains("audit log cannot be written"), "{r}");
+            }
+        }
+        AuditPolicy::FailOpen => {
+            next.expect("fail-open keeps taking letters");
+        }
+    }
+    // Room again: the probe clears the alarm, letters are taken, the log has no torn line.
+    std::fs::remove_file(&filler).unwrap();
+    eventually(20, "the alarm clears", || async {
+        let s = api.get("/v1/status").await.ok()?;
+        (s["audit"]["alarm"] == false).then_some(())
+    })
+    .await;
+    api.post("/v1/messages", &letter).await.unwrap();
+    br.shutdown(Duration::from_secs(10)).await;
+    let roster = c.net.roster();
+    let report = estafette_audit::verify(
+        &disk.path().join("audit"),
+        estafette_audit::Trust {
+            log_key: None,
+            roster: Some(&roster),
+        },
+    )
+    .unwrap()
+    .unwrap_or_else(|p| panic!("the audit log does not verify after the full disk: {p}"));
+    let text = std::fs::read_to_string(disk.path().join("audit/log.jsonl")).unwrap();
+    assert!(text.contains("\"event\":\"audit_resumed\""), "{report:?}");
+}

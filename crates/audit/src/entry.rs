@@ -173,6 +173,11 @@ pub enum Event {
         /// Whether it is final (no retry).
         permanent: bool,
     },
+    /// The log could be written again after failures (the alarm is cleared).
+    AuditResumed {
+        /// Writes that failed while the alarm was raised.
+        failures: u64,
+    },
     /// The roster was (re)loaded.
     RosterReloaded {
         /// Its version.
@@ -215,6 +220,7 @@ impl Event {
             Self::ReceiptReceived { .. } => "receipt_received",
             Self::Expired { .. } => "expired",
             Self::Refused { .. } => "refused",
+            Self::AuditResumed { .. } => "audit_resumed",
             Self::RosterReloaded { .. } => "roster_reloaded",
             Self::ConfigReloaded {} => "config_reloaded",
             Self::Witnessed { .. } => "witnessed",

@@ -178,8 +178,20 @@ impl AuditLog {
         let leaf = leaf_hash(&line);
         line.push(b'\n');
         let path = self.dir.join(LOG_FILE);
-        self.file.write_all(&line).map_err(io(&path))?;
-        self.file.sync_data().map_err(io(&path))?;
+        let len = self.file.stream_position().map_err(io(&path))?;
+        if let Err(e) = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+        {
+            // Leave no partial line behind (a full disk can cut a write short): the next append
+            // must start on a line boundary.
+            let _ = self
+                .file
+                .set_len(len)
+                .and_then(|()| self.file.seek(SeekFrom::Start(len)).map(|_| ()));
+            return Err(io(&path)(e));
+        }
         self.frontier.push(leaf);
         self.prev = leaf;
         remember_witnessed(&mut self.witnessed, &entry.event);

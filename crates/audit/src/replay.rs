@@ -149,6 +149,9 @@ pub fn describe(entry: &Entry) -> String {
             id.as_deref().unwrap_or("a packet"),
             if *permanent { "final" } else { "retry later" }
         ),
+        Event::AuditResumed { failures } => {
+            format!("audit log writable again after {failures} failed writes")
+        }
         Event::RosterReloaded { version } => format!("roster v{version} loaded"),
         Event::ConfigReloaded {} => "configuration reloaded".into(),
         Event::Witnessed { origin, size, root } => {

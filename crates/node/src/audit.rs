@@ -117,6 +117,16 @@ impl Auditor {
         result
     }
 
+    /// While the alarm is raised, tries to write again (an `audit_resumed` entry): a success
+    /// clears the alarm, so a node under `fail-closed` takes packets again once the disk has
+    /// room, without a restart. Blocking.
+    pub(crate) fn probe(&self, identity: &Identity, now_ms: u64) {
+        if self.alarm.load(Ordering::Relaxed) {
+            let failures = self.failures.load(Ordering::Relaxed);
+            let _ = self.record(identity, now_ms, Event::AuditResumed { failures });
+        }
+    }
+
     /// Writes a checkpoint if entries arrived since the last one; returns its size and signed
     /// note. Blocking.
     pub(crate) fn checkpoint(

@@ -1308,7 +1308,11 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(shared.config.audit.checkpoint_interval) => {}
         }
         let (audit, identity) = (shared.audit.clone(), shared.identity.clone());
-        let written = tokio::task::spawn_blocking(move || audit.checkpoint(&identity)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            audit.probe(&identity, now_ms());
+            audit.checkpoint(&identity)
+        })
+        .await;
         // A new checkpoint: ask every neighbour to witness it.
         if let Ok(Ok(Some((size, note)))) = written {
             let mut asks = JoinSet::new();
