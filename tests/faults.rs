@@ -4,7 +4,6 @@
 //! `cargo test --test tests -- --ignored stress` runs them (docs/TESTING.md).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,25 +11,7 @@ use estafette_testkit::{Cluster, Impairment, NodeProcess, Seed};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::util::eventually;
-
-fn exe() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_estafette"))
-}
-
-fn spawn(c: &Cluster, code: &str) -> NodeProcess {
-    let config = c.write_config(code);
-    let log = config.with_file_name("node.log");
-    NodeProcess::start(exe(), &config, &log)
-}
-
-async fn wait_up(c: &Cluster, code: &str) {
-    let client = c.client(code);
-    eventually(30, "node start", || async {
-        client.get("/healthz").await.ok().map(|_| ())
-    })
-    .await;
-}
+use crate::util::{eventually, spawn, wait_up};
 
 /// Submits `n` letters from BR to GH with 4 submitters; returns the ids the node acknowledged.
 /// Submissions that fail while BR is down are retried: a 201 is the only acknowledgement.

@@ -7,4 +7,5 @@ mod faults;
 mod net;
 mod network;
 mod node;
+mod service;
 mod util;

@@ -51,3 +51,33 @@ pub(crate) fn fails(out: &Output, code: i32) -> String {
 }
 
 pub(crate) use estafette_testkit::{Cluster, TestNet, eventually, within};
+
+/// The `estafette` binary under test.
+pub(crate) fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_estafette"))
+}
+
+/// Starts `code`'s node as a process (`estafette node run`), logging next to its config.
+pub(crate) fn spawn(c: &Cluster, code: &str) -> estafette_testkit::NodeProcess {
+    spawn_with_env(c, code, &[])
+}
+
+/// Like [`spawn`], with extra environment variables.
+pub(crate) fn spawn_with_env(
+    c: &Cluster,
+    code: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> estafette_testkit::NodeProcess {
+    let config = c.write_config(code);
+    let log = config.with_file_name("node.log");
+    estafette_testkit::NodeProcess::start_with_env(exe(), &config, &log, env)
+}
+
+/// Waits until `code`'s local API answers.
+pub(crate) async fn wait_up(c: &Cluster, code: &str) {
+    let client = c.client(code);
+    eventually(30, "node start", || async {
+        client.get("/healthz").await.ok().map(|_| ())
+    })
+    .await;
+}

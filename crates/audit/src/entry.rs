@@ -183,8 +183,13 @@ pub enum Event {
         /// Its version.
         version: u64,
     },
-    /// The configuration was reloaded.
+    /// The configuration was reloaded (routes, roster).
     ConfigReloaded {},
+    /// A reload was refused; the node runs on as before.
+    ReloadFailed {
+        /// Why.
+        reason: String,
+    },
     /// This node co-signed a peer's checkpoint, after checking it extends what it saw before.
     Witnessed {
         /// The peer's log origin.
@@ -223,6 +228,7 @@ impl Event {
             Self::AuditResumed { .. } => "audit_resumed",
             Self::RosterReloaded { .. } => "roster_reloaded",
             Self::ConfigReloaded {} => "config_reloaded",
+            Self::ReloadFailed { .. } => "reload_failed",
             Self::Witnessed { .. } => "witnessed",
             Self::WitnessRefused { .. } => "witness_refused",
         }

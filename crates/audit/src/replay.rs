@@ -154,6 +154,7 @@ pub fn describe(entry: &Entry) -> String {
         }
         Event::RosterReloaded { version } => format!("roster v{version} loaded"),
         Event::ConfigReloaded {} => "configuration reloaded".into(),
+        Event::ReloadFailed { reason } => format!("reload refused, running on as before: {reason}"),
         Event::Witnessed { origin, size, root } => {
             format!("co-signed {origin} at size {size} (root {root})")
         }

@@ -47,6 +47,19 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = DEFAULT_CERT_DAYS)]
         cert_days: u32,
     },
+    /// Revoke a bureau's key: nodes refuse its packets and close its connections once they
+    /// load the new roster (SIGHUP).
+    Revoke {
+        /// The network directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Bureau code.
+        #[arg(long)]
+        code: String,
+        /// Why, for people reading the roster.
+        #[arg(long, default_value = "revoked by the authority")]
+        reason: String,
+    },
     /// Print the verified roster.
     Show {
         /// The network directory.
@@ -105,6 +118,22 @@ pub(crate) fn run(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Revoke { dir, code, reason } => {
+            let code = BureauCode::new(&code)
+                .with_context(|| format!("--code {code:?}"))
+                .map_err(Failure::usage)?;
+            let net = NetworkDir::new(&dir);
+            let roster = net
+                .revoke(&code, &reason, SystemTime::now())
+                .map_err(classify)?;
+            println!(
+                "revoked {code}'s key in {}: roster version {}; copy {} to every node and send it SIGHUP",
+                roster.network,
+                roster.version,
+                net.roster_path().display()
+            );
+            Ok(())
+        }
         Command::Show { dir } => {
             let net = NetworkDir::new(&dir);
             let roster = net.roster().map_err(classify)?;
@@ -126,6 +155,7 @@ fn classify(e: NetworkError) -> Failure {
         NetworkError::Exists(_)
         | NetworkError::NotANetwork(_)
         | NetworkError::DuplicateBureau(_)
+        | NetworkError::UnknownBureau(_)
         | NetworkError::Name { .. }
         | NetworkError::Address(_) => Failure::usage(e),
         e => Failure::from(e),

@@ -13,12 +13,11 @@ use serde_json::{Value, json};
 
 use crate::Failure;
 
-/// How long a stopping node lets hops in flight finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
-    /// Run the node in the foreground until SIGTERM or SIGINT (systemd runs this).
+    /// Run the node in the foreground until SIGTERM or SIGINT (systemd runs this). SIGHUP
+    /// reloads the roster and routes; with `NOTIFY_SOCKET` set it tells systemd when it is
+    /// ready, reloading and stopping, and pings the watchdog when `WatchdogSec` is set.
     Run {
         /// The node's configuration file.
         #[arg(long)]
@@ -94,8 +93,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 pub(crate) fn run(command: NodeCommand) -> Result<(), Failure> {
     match command {
-        NodeCommand::Run { config, log_format } => {
-            let config = load(&config)?;
+        NodeCommand::Run {
+            config: path,
+            log_format,
+        } => {
+            let config = load(&path)?;
             let format = match log_format.as_deref() {
                 None => config.log.format,
                 Some("text") => LogFormat::Text,
@@ -107,13 +109,7 @@ pub(crate) fn run(command: NodeCommand) -> Result<(), Failure> {
                 }
             };
             init_logging(format, &config.log.filter).map_err(Failure::usage)?;
-            runtime()?.block_on(async move {
-                let node = Node::start(config).await.context("starting the node")?;
-                wait_for_signal().await?;
-                tracing::info!("stopping");
-                node.shutdown(SHUTDOWN_GRACE).await;
-                Ok::<(), anyhow::Error>(())
-            })?;
+            runtime()?.block_on(serve(path, config))?;
             Ok(())
         }
     }
@@ -134,14 +130,62 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Tells systemd (if it started us with `NOTIFY_SOCKET`) how the service stands.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Runs the node until SIGTERM or SIGINT, reloading on SIGHUP.
+async fn serve(path: PathBuf, config: NodeConfig) -> anyhow::Result<()> {
+    use sd_notify::NotifyState;
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let grace = config.shutdown_grace;
+    let node = Node::start(config).await.context("starting the node")?;
+    notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+    // The watchdog hears from the main task only while the runtime is responsive.
+    let watchdog = sd_notify::watchdog_enabled().map(|every| {
+        tracing::info!(
+            ?every,
+            "systemd watchdog enabled; pinging at half the interval"
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                notify(&[NotifyState::Watchdog]);
+            }
+        })
+    });
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!(config = %path.display(), "SIGHUP: reloading the roster and routes");
+                if let Ok(now) = NotifyState::monotonic_usec_now() {
+                    notify(&[NotifyState::Reloading, now]);
+                }
+                match NodeConfig::load(&path) {
+                    Ok(new) => {
+                        let _ = node.reload(&new).await;
+                    }
+                    Err(e) => node.refuse_reload(e.to_string()).await,
+                }
+                notify(&[NotifyState::Ready, NotifyState::Status("running")]);
+            }
+        }
     }
+    tracing::info!(?grace, "stopping");
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    node.shutdown(grace).await;
     Ok(())
 }
 

@@ -344,6 +344,11 @@ impl PeerConnection {
         ))
     }
 
+    /// Whether the connection is closed (by either side, or timed out).
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
+    }
+
     /// Closes the connection.
     pub fn close(&self, reason: &str) {
         self.conn.close(0u32.into(), reason.as_bytes());

@@ -16,6 +16,7 @@
 //! listen = "[::]:7400"                            # default
 //! max_packet_size = 67108864                      # default: 64 MiB
 //! hop_limit = 8                                   # default
+//! shutdown_grace = "10s"                          # default: hops in flight may finish
 //!
 //! [store]
 //! dir = "/var/lib/estafette"                      # default
@@ -118,6 +119,10 @@ pub struct NodeConfig {
     /// Hop limit of packets this node originates. Default 8, at most 16.
     #[serde(default = "default_hop_limit")]
     pub hop_limit: u8,
+    /// How long a stopping node (SIGTERM, SIGINT) lets hops in flight finish before it aborts
+    /// them, e.g. `10s`. Default `10s`; keep it under systemd's `TimeoutStopSec`.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
     /// The durable store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -222,6 +227,9 @@ impl Default for AuditConfig {
     }
 }
 
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
 fn default_checkpoint_every() -> u64 {
     1000
 }

@@ -55,6 +55,9 @@ pub enum NetworkError {
     /// A bureau with that code is already in the roster.
     #[error("bureau {0} is already in the roster")]
     DuplicateBureau(BureauCode),
+    /// No bureau with that code is in the roster.
+    #[error("bureau {0} is not in the roster")]
+    UnknownBureau(BureauCode),
     /// A name given on the command line is malformed.
     #[error("{what} {value:?}: {source}")]
     Name {
@@ -267,6 +270,34 @@ impl NetworkDir {
                     members: vec![new.code.clone()],
                 }),
             }
+        }
+        roster.version += 1;
+        roster.issued_at_ms = unix_ms(now)?.max(roster.issued_at_ms);
+        self.write_roster(&roster, &authority)?;
+        Ok(roster)
+    }
+
+    /// Revokes a bureau's signing key: its packets and connections are refused from this roster
+    /// version on. Re-signs the roster with a higher version.
+    pub fn revoke(
+        &self,
+        code: &BureauCode,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<Roster, NetworkError> {
+        let authority = self.authority()?;
+        let mut roster = self.roster()?;
+        let key = roster
+            .bureau(code)
+            .ok_or_else(|| NetworkError::UnknownBureau(code.clone()))?
+            .signing_key
+            .clone();
+        if !roster.is_revoked(&key) {
+            roster.revoked.push(estafette_packet::Revocation {
+                key,
+                revoked_at_ms: unix_ms(now)?,
+                reason: reason.to_owned(),
+            });
         }
         roster.version += 1;
         roster.issued_at_ms = unix_ms(now)?.max(roster.issued_at_ms);

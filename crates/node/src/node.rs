@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     wake: BTreeMap<BureauCode, Arc<Notify>>,
     /// Serialises witness decisions.
     witness_turn: tokio::sync::Mutex<()>,
+    /// Live connections, both ways, so a reload can close those of revoked peers.
+    conns: std::sync::Mutex<Vec<PeerConnection>>,
     pub(crate) peers: RwLock<BTreeMap<BureauCode, PeerState>>,
     config: NodeConfig,
 }
@@ -253,6 +255,7 @@ impl Node {
             hop_limit: config.hop_limit,
             wake,
             witness_turn: tokio::sync::Mutex::new(()),
+            conns: std::sync::Mutex::new(Vec::new()),
             peers: RwLock::new(BTreeMap::new()),
             config,
         });
@@ -292,6 +295,44 @@ impl Node {
             tasks,
             stop,
         })
+    }
+
+    /// Reloads the roster and the routes from `config` (SIGHUP). A roster that does not load,
+    /// or is not a successor of the current one, leaves everything as it was. Either way the
+    /// outcome is logged and audited. Connections of peers the new roster revokes or no longer
+    /// lists are closed. Other settings (addresses, store, API) need a restart.
+    pub async fn reload(&self, config: &NodeConfig) -> Result<u64, NodeError> {
+        let result = self.shared.try_reload(config);
+        match &result {
+            Ok(version) => {
+                tracing::info!(
+                    roster_version = version,
+                    routes = config.routes.len(),
+                    "reloaded"
+                );
+                let _ = self
+                    .shared
+                    .audit(Event::RosterReloaded { version: *version })
+                    .await;
+                let _ = self.shared.audit(Event::ConfigReloaded {}).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; running on the previous roster and routes");
+                let _ = self
+                    .shared
+                    .audit(Event::ReloadFailed {
+                        reason: e.to_string(),
+                    })
+                    .await;
+            }
+        }
+        result
+    }
+
+    /// Records a reload that could not even read its configuration: the node runs on as before.
+    pub async fn refuse_reload(&self, reason: String) {
+        tracing::error!(%reason, "reload refused; running on the previous roster and routes");
+        let _ = self.shared.audit(Event::ReloadFailed { reason }).await;
     }
 
     /// The address the QUIC endpoint is bound to.
@@ -352,6 +393,65 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(peers.entry(peer.clone()).or_default());
+    }
+
+    fn try_reload(&self, config: &NodeConfig) -> Result<u64, NodeError> {
+        let roster = network::load_roster(&config.roster, &config.authority_key)?;
+        let current = self.roster();
+        if roster.version != current.version {
+            current
+                .check_successor(&roster)
+                .map_err(|e| NodeError::Roster(format!("{}: {e}", config.roster.display())))?;
+        }
+        if roster.bureau(&self.me).is_none() {
+            return Err(NodeError::Roster(format!(
+                "{}: bureau {} is not in the new roster",
+                config.roster.display(),
+                self.me
+            )));
+        }
+        let router = Router::new(self.me.clone(), &config.routes, &roster);
+        let version = roster.version;
+        self.endpoint.set_roster(roster.clone());
+        *self
+            .roster
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(roster);
+        *self
+            .router
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(router);
+        self.close_unlisted();
+        Ok(version)
+    }
+
+    /// Keeps `conn` so a reload can close it.
+    fn track(&self, conn: &PeerConnection) {
+        let mut conns = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conns.retain(|c| !c.is_closed());
+        conns.push(conn.clone());
+    }
+
+    /// Closes connections of peers the roster revokes or no longer lists.
+    fn close_unlisted(&self) {
+        let roster = self.roster();
+        let mut conns = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conns.retain(|c| {
+            let allowed = roster
+                .bureau(c.peer())
+                .is_some_and(|b| !roster.is_revoked(&b.signing_key));
+            if !allowed {
+                tracing::warn!(peer = %c.peer(), "closing the connection: the roster revokes or no longer lists this bureau");
+                c.close("revoked by the roster");
+            }
+            allowed && !c.is_closed()
+        });
     }
 
     /// Records `event` in the audit log, flushed to disk before this returns. If the log cannot
@@ -997,6 +1097,7 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             };
             let peer = conn.peer().clone();
             tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
+            shared.track(&conn);
             let _ = shared
                 .audit(Event::PeerConnected {
                     peer: peer.to_string(),
@@ -1189,6 +1290,7 @@ async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, S
     match tokio::time::timeout(CONNECT_TIMEOUT, shared.endpoint.connect(peer, addr)).await {
         Ok(Ok(c)) => {
             tracing::info!(%peer, %addr, "connected");
+            shared.track(&c);
             let _ = shared
                 .audit(Event::PeerConnected {
                     peer: peer.to_string(),

@@ -149,6 +149,7 @@ impl Cluster {
                 listen: format!("127.0.0.1:{port}").parse().expect("listen"),
                 max_packet_size: estafette_packet::DEFAULT_MAX_PACKET_SIZE,
                 hop_limit: 8,
+                shutdown_grace: Duration::from_secs(10),
                 store: StoreConfig {
                     dir: home.join("store"),
                     ..StoreConfig::default()

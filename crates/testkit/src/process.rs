@@ -11,20 +11,45 @@ pub struct NodeProcess {
     log: PathBuf,
     child: Option<Child>,
     starts: u32,
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl NodeProcess {
     /// Starts `exe node run --config config`, its log appended to `log`.
     pub fn start(exe: &Path, config: &Path, log: &Path) -> Self {
+        Self::start_with_env(exe, config, log, &[])
+    }
+
+    /// Like [`NodeProcess::start`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        exe: &Path,
+        config: &Path,
+        log: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let mut p = Self {
             exe: exe.to_owned(),
             config: config.to_owned(),
             log: log.to_owned(),
             child: None,
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         p.restart();
         p
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, …) to the running process.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(c.id().to_string())
+                .status();
+        }
     }
 
     /// (Re)starts the process; it must not be running.
@@ -38,6 +63,7 @@ impl NodeProcess {
         let child = Command::new(&self.exe)
             .args(["node", "run", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,149 @@
+//! Running as a system service: systemd notifications and the watchdog, SIGHUP reloads (a broken
+//! roster keeps the old one; a revocation closes the revoked peer's connections), the unit file.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util::{Cluster, eventually, spawn, spawn_with_env, wait_up};
+
+/// Waits for a notification datagram containing `what` (systemd's `KEY=VALUE` lines).
+fn expect_notify(sock: &UnixDatagram, what: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.lines().any(|l| l == what) {
+                return msg;
+            }
+            seen.push(msg);
+        }
+    }
+    panic!("no {what:?} from the node within {secs} s; got {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_notifies_systemd_pings_the_watchdog_and_reloads_on_sighup() {
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut br = spawn_with_env(
+        &c,
+        "BR",
+        &[
+            ("NOTIFY_SOCKET", path.as_os_str()),
+            ("WATCHDOG_USEC", std::ffi::OsStr::new("400000")),
+        ],
+    );
+    let ready = expect_notify(&sock, "READY=1", 30);
+    assert!(ready.contains("STATUS=running"), "{ready}");
+    // Listening by then: the API answers.
+    c.client("BR").get("/healthz").await.unwrap();
+    expect_notify(&sock, "WATCHDOG=1", 5);
+    br.signal("HUP");
+    let reloading = expect_notify(&sock, "RELOADING=1", 10);
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    expect_notify(&sock, "READY=1", 10);
+    br.signal("TERM");
+    expect_notify(&sock, "STOPPING=1", 10);
+    assert_eq!(br.terminate(Duration::from_secs(20)), Some(0));
+    let log = std::fs::read_to_string(c.config("BR").audit_dir().join("log.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"roster_reloaded\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_old_roster_when_the_new_one_is_broken_and_applies_a_revocation() {
+    let c = Cluster::new(&["BR", "GH", "NG"], &[]);
+    let mut procs = Vec::new();
+    for code in ["BR", "GH", "NG"] {
+        procs.push(spawn(&c, code));
+        wait_up(&c, code).await;
+    }
+    let br = &procs[0];
+    let api = c.client("BR");
+    let send = |to: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post(
+                "/v1/messages",
+                &json!({"to": [to], "subject": "s", "text": "x"}),
+            )
+            .await
+            .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let delivered = |id: String| {
+        let api = api.clone();
+        async move {
+            eventually(30, "delivery", || async {
+                let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+                (v["delivered"] == true).then_some(())
+            })
+            .await;
+        }
+    };
+    delivered(send("GH").await).await;
+
+    // A broken roster file: the reload is refused, the node runs on, on the old roster.
+    let roster_path = c.net.dir.roster_path();
+    let good = std::fs::read(&roster_path).unwrap();
+    std::fs::write(&roster_path, b"not a roster").unwrap();
+    br.signal("HUP");
+    let audit_log = c.config("BR").audit_dir().join("log.jsonl");
+    eventually(10, "the refused reload in the audit log", || async {
+        let log = std::fs::read_to_string(&audit_log).ok()?;
+        log.contains("\"event\":\"reload_failed\"").then_some(())
+    })
+    .await;
+    std::fs::write(&roster_path, &good).unwrap();
+    delivered(send("GH").await).await;
+    assert!(
+        br.log_tail(50).contains("reload refused"),
+        "{}",
+        br.log_tail(50)
+    );
+
+    // GH revoked: BR closes GH's connection and takes nothing more from or for it; NG still flows.
+    let roster = c
+        .net
+        .dir
+        .revoke(
+            &estafette_packet::BureauCode::new("GH").unwrap(),
+            "test",
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    br.signal("HUP");
+    eventually(10, "the new roster in the audit log", || async {
+        let log = std::fs::read_to_string(&audit_log).ok()?;
+        log.contains(&format!(
+            "\"event\":\"roster_reloaded\",\"version\":{}",
+            roster.version
+        ))
+        .then_some(())
+    })
+    .await;
+    eventually(10, "GH's connection closed", || async {
+        br.log_tail(80)
+            .contains("closing the connection: the roster revokes")
+            .then_some(())
+    })
+    .await;
+    let to_gh = send("GH").await;
+    delivered(send("NG").await).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let v = api.get(&format!("/v1/messages/{to_gh}")).await.unwrap();
+    assert_ne!(v["delivered"], true, "a revoked bureau got a letter: {v}");
+    for mut p in procs {
+        assert_eq!(p.terminate(Duration::from_secs(20)), Some(0));
+    }
+}
