@@ -290,8 +290,7 @@ impl NetworkDir {
         let key = roster
             .bureau(code)
             .ok_or_else(|| NetworkError::UnknownBureau(code.clone()))?
-            .signing_key
-            .clone();
+            .signing_key;
         if !roster.is_revoked(&key) {
             roster.revoked.push(estafette_packet::Revocation {
                 key,
