@@ -147,3 +147,75 @@ async fn sighup_keeps_the_old_roster_when_the_new_one_is_broken_and_applies_a_re
         assert_eq!(p.terminate(Duration::from_secs(20)), Some(0));
     }
 }
+
+/// `GET /metrics` parses as Prometheus text (an independent parser) and counts what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_count_a_sent_packet() {
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let (br, gh) = (c.start("BR").await, c.start("GH").await);
+    let api = c.client("BR");
+    let id = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["GH"], "subject": "s", "text": "x"}),
+        )
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(30, "delivery", || async {
+        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+        (v["delivered"] == true).then_some(())
+    })
+    .await;
+    let text = api.get("/metrics").await.unwrap();
+    let text = text.as_str().expect("text");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"));
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref h) => {
+                    h.iter().map(|b| b.count).fold(0.0, f64::max)
+                }
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert!(
+        value("estafette_bytes_total", &[("direction", "out")]) > 0.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            "estafette_handshakes_total",
+            &[("direction", "out"), ("result", "ok")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("estafette_delivery_latency_seconds_count", &[]) >= 1.0
+            || value("estafette_delivery_latency_seconds", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(value("estafette_audit_appends_total", &[]) >= 3.0, "{text}");
+    assert!(
+        value("estafette_store_commit_seconds_count", &[]) >= 1.0
+            || value("estafette_store_commit_seconds", &[]) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("estafette_outbox_depth{peer=\"GH\"} 0"),
+        "{text}"
+    );
+    br.shutdown(Duration::from_secs(5)).await;
+    gh.shutdown(Duration::from_secs(5)).await;
+}

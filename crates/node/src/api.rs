@@ -333,6 +333,58 @@ async fn inbox_ack(
     Ok(Json(json!({"id": id.to_string(), "acked": true})).into_response())
 }
 
+/// `GET /metrics`: Prometheus / OpenMetrics text.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let counts = shared.with_store(|s| s.counts()).await?;
+    let peers_state = shared
+        .peers
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let roster = shared.roster();
+    let peers = roster
+        .bureaus
+        .iter()
+        .filter(|b| b.code != shared.me)
+        .map(|b| {
+            let depth = counts
+                .outbox
+                .iter()
+                .find(|(p, _)| p == b.code.as_str())
+                .map_or(0, |(_, n)| *n);
+            let connected = peers_state.get(&b.code).is_some_and(|p| p.connected);
+            (b.code.to_string(), depth, connected)
+        })
+        .collect();
+    let audit = {
+        let a = shared.audit.clone();
+        tokio::task::spawn_blocking(move || a.state())
+            .await
+            .map_err(|e| ApiError::from(NodeError::Internal(e.to_string())))?
+    };
+    let snapshot = crate::metrics::Snapshot {
+        packets: counts.packets,
+        inbox: counts.inbox,
+        store_bytes: counts.bytes,
+        peers,
+        audit_appends: audit.appends,
+        audit_failures: audit.failures,
+        audit_alarm: audit.alarm,
+    };
+    let text = shared
+        .metrics
+        .render(&snapshot)
+        .map_err(|e| ApiError::from(NodeError::Internal(format!("encoding metrics: {e}"))))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let counts = shared.with_store(|s| s.counts()).await?;
     let roster = shared.roster();
@@ -349,6 +401,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
             .iter()
             .find(|(p, _)| p == b.code.as_str())
             .map_or(0, |(_, n)| *n);
+        let oldest = if depth > 0 {
+            let code = b.code.clone();
+            shared.with_store(move |s| s.oldest_queued(&code)).await?
+        } else {
+            None
+        };
         peers.push(json!({
             "bureau": b.code.as_str(),
             "address": b.address,
@@ -357,6 +415,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
             "failures": st.failures,
             "last_error": st.last_error,
             "outbox": depth,
+            "oldest_queued_ms": oldest,
         }));
     }
     let audit = {
@@ -402,6 +461,7 @@ pub(crate) fn router(shared: Arc<Shared>, max_body: usize) -> Router {
         .route("/v1/inbox/{id}", get(inbox_read))
         .route("/v1/inbox/{id}/ack", post(inbox_ack))
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(fallback)
         // JSON with base64 content is 4/3 of the content, plus the other fields.

@@ -14,5 +14,6 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod files;
+pub(crate) mod metrics;
 pub mod network;
 pub mod node;

@@ -142,6 +142,7 @@ pub(crate) struct Shared {
     pub(crate) me: BureauCode,
     identity: Arc<Identity>,
     pub(crate) audit: Arc<Auditor>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     roster: RwLock<Arc<Roster>>,
     router: RwLock<Arc<Router>>,
     pub(crate) store: Arc<Store>,
@@ -208,8 +209,13 @@ impl Node {
         let tls = network::load_tls(&config.ca_cert, &config.tls_cert, &config.tls_key)?;
         crate::files::create_private_dir(&config.store.dir).map_err(NetworkError::from)?;
         let store_path = config.store.dir.join("store.redb");
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let store = {
+            let m = metrics.clone();
             let options = StoreOptions {
+                on_commit: Some(estafette_store::CommitHook(Arc::new(move |took, _| {
+                    m.commit(took.as_secs_f64());
+                }))),
                 max_packet_size: config.max_packet_size + 64 * 1024,
                 max_bytes: Some(config.store.max_bytes),
                 max_outbox_per_peer: Some(config.store.max_outbox_per_peer),
@@ -245,6 +251,7 @@ impl Node {
             me: config.bureau.clone(),
             identity: Arc::new(identity),
             audit: Arc::new(audit),
+            metrics,
             roster: RwLock::new(Arc::new(roster)),
             router: RwLock::new(Arc::new(router)),
             store: Arc::new(store),
@@ -663,6 +670,10 @@ impl Shared {
             },
             None => self.take_offer(peer, bytes).await,
         };
+        match &answer {
+            Answer::Accepted(_) => self.metrics.bytes("in", bytes.len()),
+            Answer::Refused { rule, .. } => self.metrics.refusal("us", rule),
+        }
         if let Answer::Refused {
             id,
             rule,
@@ -871,6 +882,14 @@ impl Shared {
             {
                 Ok(Admission::Stored(_)) => {
                     tracing::debug!(%peer, %id, "report applied");
+                    if let Ok(Some(st)) = self.with_store(move |s| s.status(&about)).await
+                        && st.recipients.iter().any(|(c, p)| {
+                            c == &packet.header().origin && matches!(p, Progress::Delivered { .. })
+                        })
+                    {
+                        let ms = now_ms().saturating_sub(st.submitted_at_ms);
+                        self.metrics.delivered(ms as f64 / 1000.0);
+                    }
                     let event = Event::ReceiptReceived {
                         receipt: PacketRecord::of(&packet),
                         about: about.to_string(),
@@ -1081,6 +1100,7 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming.handshake()).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
+                    shared.metrics.handshake("in", false);
                     tracing::warn!(%from, error = %e, "inbound connection refused");
                     let _ = shared
                         .audit(Event::PeerRefused {
@@ -1098,6 +1118,7 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let peer = conn.peer().clone();
             tracing::info!(%peer, addr = %conn.remote_address(), "peer connected");
             shared.track(&conn);
+            shared.metrics.handshake("in", true);
             let _ = shared
                 .audit(Event::PeerConnected {
                     peer: peer.to_string(),
@@ -1291,6 +1312,7 @@ async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, S
         Ok(Ok(c)) => {
             tracing::info!(%peer, %addr, "connected");
             shared.track(&c);
+            shared.metrics.handshake("out", true);
             let _ = shared
                 .audit(Event::PeerConnected {
                     peer: peer.to_string(),
@@ -1299,8 +1321,14 @@ async fn connect(shared: &Shared, peer: &BureauCode) -> Result<PeerConnection, S
                 .await;
             Ok(c)
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}")),
+        Ok(Err(e)) => {
+            shared.metrics.handshake("out", false);
+            Err(e.to_string())
+        }
+        Err(_) => {
+            shared.metrics.handshake("out", false);
+            Err(format!("no answer from {addr} within {CONNECT_TIMEOUT:?}"))
+        }
     }
 }
 
@@ -1333,10 +1361,15 @@ async fn send_one(
         packet.route.hop_limit = packet.route.hop_limit.saturating_sub(1);
     }
     packet.route.targets = targets.clone();
-    let answer = tokio::time::timeout(OFFER_TIMEOUT, conn.offer(&packet.encode()))
+    let encoded = packet.encode();
+    let answer = tokio::time::timeout(OFFER_TIMEOUT, conn.offer(&encoded))
         .await
         .map_err(|_| format!("no answer within {OFFER_TIMEOUT:?}"))?
         .map_err(|e| e.to_string())?;
+    match &answer {
+        Answer::Accepted(_) => shared.metrics.bytes("out", encoded.len()),
+        Answer::Refused { rule, .. } => shared.metrics.refusal("peer", rule),
+    }
     let seq = item.seq;
     let id = packet.header().id;
     let from_me = packet.header().origin == shared.me && packet.header().kind == Kind::Letter;

@@ -162,6 +162,17 @@ impl StoreError {
     }
 }
 
+/// Called after every commit with its duration (flush included) and how many changes it
+/// carried: for metrics. Runs on the writer thread, so it must be quick.
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn(Duration, usize) + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
 /// Options of the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -181,6 +192,8 @@ pub struct StoreOptions {
     /// Zero (the default) commits at once: changes that arrive while a commit runs form the
     /// next batch, so batching grows with load and adds no latency when idle.
     pub max_batch_wait: Duration,
+    /// Told of every commit (metrics).
+    pub on_commit: Option<CommitHook>,
 }
 
 impl Default for StoreOptions {
@@ -192,6 +205,7 @@ impl Default for StoreOptions {
             max_batch: 256,
             cache_bytes: 32 * 1024 * 1024,
             max_batch_wait: Duration::ZERO,
+            on_commit: None,
         }
     }
 }
@@ -641,6 +655,34 @@ impl Store {
             out.push(Self::read_stored(&packets, &entries, seq, op)?);
         }
         Ok(out)
+    }
+
+    /// When the oldest packet waiting for `peer` was accepted here (ms since the epoch).
+    pub fn oldest_queued(&self, peer: &BureauCode) -> Result<Option<u64>, StoreError> {
+        let op = "read outbox";
+        let txn = self.read(op)?;
+        let outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
+        let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
+        // Sequence numbers grow with arrival: the oldest is the smallest first key of the four
+        // precedence ranges.
+        let mut oldest: Option<u64> = None;
+        for p in 0..=u8::MAX {
+            let range = (peer.as_str(), p, 0u64)..=(peer.as_str(), p, u64::MAX);
+            if let Some(item) = outbox.range(range).map_err(db_err(op))?.next() {
+                let seq = item.map_err(db_err(op))?.0.value().2;
+                oldest = Some(oldest.map_or(seq, |o: u64| o.min(seq)));
+            }
+            if p >= 3 {
+                break;
+            }
+        }
+        let Some(seq) = oldest else { return Ok(None) };
+        Ok(entries
+            .get(seq)
+            .map_err(db_err(op))?
+            .map(|v| txn::decode_entry(seq, v.value()))
+            .transpose()?
+            .map(|e| e.received_at_ms))
     }
 
     /// How many packets wait for `peer`.

@@ -148,7 +148,7 @@ fn run_batch(shared: &Shared, batch: &mut [Job]) -> Result<Vec<Deliver>, StoreEr
     }
     let started = Instant::now();
     txn.commit().map_err(db_err("commit"))?;
-    shared.stats.record_commit(batch.len(), started.elapsed());
+    shared.committed(batch.len(), started.elapsed());
     Ok(delivers)
 }
 
@@ -168,7 +168,7 @@ fn run_alone(shared: &Shared, mut job: Job) -> bool {
         let deliver = (job.work)(&txn)?;
         let started = Instant::now();
         txn.commit().map_err(db_err("commit"))?;
-        shared.stats.record_commit(1, started.elapsed());
+        shared.committed(1, started.elapsed());
         Ok(deliver)
     })();
     match result {
@@ -185,6 +185,14 @@ fn run_alone(shared: &Shared, mut job: Job) -> bool {
 }
 
 impl Shared {
+    /// Records a commit of `changes` that took `took`.
+    fn committed(&self, changes: usize, took: Duration) {
+        self.stats.record_commit(changes, took);
+        if let Some(hook) = &self.options.on_commit {
+            (hook.0)(took, changes);
+        }
+    }
+
     /// Closes and reopens the database, which clears redb's latched I/O failure (and repairs
     /// the file if the failed commit left it needing repair).
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
