@@ -219,3 +219,87 @@ async fn metrics_parse_as_prometheus_text_and_count_a_sent_packet() {
     br.shutdown(Duration::from_secs(5)).await;
     gh.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `estafette node check` names a world-readable key and an expired certificate (exit 1), and
+/// warns of one that expires within 30 days (exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_check_names_a_readable_key_and_an_expired_certificate() {
+    use crate::util::{estafette, fails, ok, p};
+    use estafette_node::network::NewBureau;
+    use estafette_packet::BureauCode;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mut c = Cluster::new(&["BR", "GH"], &[]);
+    let br = c.write_config("BR");
+    let out = ok(&estafette(&["node", "check", "--config", p(&br)]));
+    assert!(
+        out.contains("TLS certificate") && !out.contains("ERROR"),
+        "{out}"
+    );
+
+    // A bureau whose certificate was issued `days_ago` for `days`, and its configuration.
+    let home = tempfile::tempdir().unwrap();
+    let mut add = |code: &str, days_ago: u64, days: u32| {
+        let code = BureauCode::new(code).unwrap();
+        let issued = std::time::SystemTime::now() - Duration::from_secs(days_ago * 86_400);
+        c.net
+            .dir
+            .add_bureau(
+                &NewBureau {
+                    code: code.clone(),
+                    name: None,
+                    address: None,
+                    groups: vec![],
+                    cert_days: days,
+                },
+                issued,
+            )
+            .unwrap();
+        let keys = c.net.dir.bureau_dir(&code);
+        let mut config = c.config("BR");
+        config.bureau = code.clone();
+        config.identity_key = keys.join("identity.key");
+        config.tls_cert = keys.join("tls.pem");
+        config.tls_key = keys.join("tls.key");
+        std::fs::create_dir_all(home.path().join(code.as_str())).unwrap();
+        config.store.dir = home.path().join(code.as_str()).join("store");
+        config.api.socket = home.path().join(code.as_str()).join("api.sock");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        c.configs.insert(code.to_string(), config);
+        (c.write_config(code.as_str()), keys)
+    };
+    // 20 days left: a warning, exit 0.
+    let (yy, _) = add("YY", 0, 20);
+    let out = ok(&estafette(&["node", "check", "--config", p(&yy)]));
+    assert!(
+        out.contains("WARNING TLS certificate") && out.contains("expires within 30 days"),
+        "{out}"
+    );
+    // Issued 40 days ago for 30: expired, exit 1.
+    let (path, keys) = add("XX", 40, 30);
+    let out = estafette(&["node", "check", "--config", p(&path)]);
+    fails(&out, 1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("TLS certificate")
+            && l.to_lowercase().contains("expired")),
+        "{stdout}"
+    );
+    // And its identity key readable by everyone.
+    std::fs::set_permissions(
+        keys.join("identity.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = estafette(&["node", "check", "--config", p(&path)]);
+    let err = fails(&out, 1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("identity key")
+            && l.contains("chmod 600")),
+        "{stdout}"
+    );
+    assert!(err.contains("2 problem(s)"), "{err}");
+}

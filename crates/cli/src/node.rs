@@ -26,6 +26,14 @@ pub(crate) enum NodeCommand {
         #[arg(long)]
         log_format: Option<String>,
     },
+    /// Check a configuration and everything it names — keys and their permissions, the
+    /// certificate (and whether it expires within 30 days), the roster, directories, ports —
+    /// without starting the node. Exits 1 if anything would stop the node from working.
+    Check {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// `estafette send`.
@@ -93,6 +101,30 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 pub(crate) fn run(command: NodeCommand) -> Result<(), Failure> {
     match command {
+        NodeCommand::Check { config } => {
+            use estafette_node::check::{Level, check};
+            let findings = check(&config, std::time::SystemTime::now());
+            let mut errors = 0;
+            for f in &findings {
+                let tag = match f.level {
+                    Level::Ok => "ok     ",
+                    Level::Warning => "WARNING",
+                    Level::Error => {
+                        errors += 1;
+                        "ERROR  "
+                    }
+                };
+                println!("{tag} {}", f.what);
+            }
+            if errors > 0 {
+                return Err(anyhow::anyhow!(
+                    "{errors} problem(s) in {}; the node would not work",
+                    config.display()
+                )
+                .into());
+            }
+            Ok(())
+        }
         NodeCommand::Run {
             config: path,
             log_format,

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod engine;
