@@ -303,3 +303,49 @@ async fn node_check_names_a_readable_key_and_an_expired_certificate() {
     );
     assert!(err.contains("2 problem(s)"), "{err}");
 }
+
+/// `config/estafette.service` passes `systemd-analyze verify` (with the unit's binary path
+/// pointed at the binary under test, since verify checks that it exists). `.ci/run` installs
+/// systemd's tools where they are missing.
+#[test]
+fn the_unit_file_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/estafette.service"
+    ))
+    .unwrap();
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "StateDirectory=estafette",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "User=estafette",
+    ] {
+        assert!(unit.contains(needed), "the unit lacks {needed:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("estafette.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/estafette", env!("CARGO_BIN_EXE_estafette")),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is installed (.ci/run installs the systemd package)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed: {stderr}"
+    );
+    assert!(
+        !stderr.contains(path.to_str().unwrap()),
+        "systemd-analyze verify warns about the unit: {stderr}"
+    );
+}
