@@ -329,6 +329,20 @@ async fn the_cli_sends_reads_and_acknowledges() {
         table.contains("bureau BR") && table.contains("GH"),
         "{table}"
     );
+    assert!(
+        table.contains("LAST SEEN") && table.contains("OLDEST") && table.contains("audit log:"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&cli(s(&["status", "--config", p(&br_conf), "--json"]))
+            .await
+            .unwrap()))
+        .unwrap();
+    assert!(json["audit"]["entries"].as_u64().unwrap() > 0, "{json}");
+    assert!(
+        json["peers"].as_array().is_some_and(|p| !p.is_empty()),
+        "{json}"
+    );
     let list = ok(&cli(s(&["inbox", "--config", p(&gh_conf)])).await.unwrap());
     assert!(
         list.contains(&id) && list.contains("from the CLI") && list.contains("[case C-1]"),

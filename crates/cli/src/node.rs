@@ -382,9 +382,14 @@ pub(crate) fn status(config: &Path, as_json: bool, message: Option<String>) -> R
         v["packets_stored"],
         v["inbox"]
     );
+    let now = v["now_ms"].as_u64().unwrap_or(0);
+    let ago = |ms: &Value| match ms.as_u64() {
+        Some(t) => format!("{} ago", human(now.saturating_sub(t))),
+        None => "-".to_owned(),
+    };
     println!(
-        "\n{:<8} {:<10} {:<22} {:>7} {:>9}  LAST ERROR",
-        "PEER", "STATE", "ADDRESS", "OUTBOX", "FAILURES"
+        "\n{:<8} {:<10} {:<22} {:>10} {:>7} {:>11} {:>9}  LAST ERROR",
+        "PEER", "STATE", "ADDRESS", "LAST SEEN", "OUTBOX", "OLDEST", "FAILURES"
     );
     for p in v["peers"].as_array().cloned().unwrap_or_default() {
         let state = if p["connected"].as_bool() == Some(true) {
@@ -393,16 +398,60 @@ pub(crate) fn status(config: &Path, as_json: bool, message: Option<String>) -> R
             "idle"
         };
         println!(
-            "{:<8} {:<10} {:<22} {:>7} {:>9}  {}",
+            "{:<8} {:<10} {:<22} {:>10} {:>7} {:>11} {:>9}  {}",
             p["bureau"].as_str().unwrap_or("?"),
             state,
             p["address"].as_str().unwrap_or("(via a hub)"),
+            ago(&p["last_seen_ms"]),
             p["outbox"],
+            ago(&p["oldest_queued_ms"]),
             p["failures"],
             p["last_error"].as_str().unwrap_or("")
         );
     }
+    let refusals = v["refusals"].as_array().cloned().unwrap_or_default();
+    if !refusals.is_empty() {
+        let list: Vec<String> = refusals
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} by {} ({})",
+                    r["count"],
+                    r["by"].as_str().unwrap_or("?"),
+                    r["reason"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!("\nrefused since start: {}", list.join(", "));
+    }
+    let a = &v["audit"];
+    println!(
+        "\naudit log: {} entries, {} written since start, {} failed, policy {}{}",
+        a["entries"],
+        a["appends"],
+        a["failures"],
+        a["policy"].as_str().unwrap_or("?"),
+        if a["alarm"].as_bool() == Some(true) {
+            format!(
+                "  ·  ALARM: {}",
+                a["last_error"].as_str().unwrap_or("cannot write")
+            )
+        } else {
+            String::new()
+        }
+    );
     Ok(())
+}
+
+/// A duration in ms, short: `850ms`, `12s`, `5m`, `3h`, `2d`.
+fn human(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m", ms / 60_000),
+        3_600_000..86_400_000 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
 }
 
 /// Waits (bounded) until `message` shows every recipient delivered.

@@ -432,6 +432,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
         "packets_stored": counts.packets,
         "inbox": counts.inbox,
         "peers": peers,
+        "refusals": shared
+            .metrics
+            .refusals()
+            .into_iter()
+            .map(|((by, reason), n)| json!({"by": by, "reason": reason, "count": n}))
+            .collect::<Vec<_>>(),
         "audit": {
             "entries": audit.entries,
             "appends": audit.appends,

@@ -60,6 +60,8 @@ pub(crate) struct Metrics {
     audit_alarm: Gauge,
     /// Audit counts already added to the counters (they are read from the auditor).
     audit_seen: Mutex<(u64, u64)>,
+    /// Refusals by (who, reason), for `/v1/status`.
+    refused: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// A refusal's rule, reduced to a few reasons so the label set stays small.
@@ -108,6 +110,7 @@ impl Metrics {
             audit_failures: Counter::default(),
             audit_alarm: Gauge::default(),
             audit_seen: Mutex::new((0, 0)),
+            refused: Mutex::new(std::collections::BTreeMap::new()),
             registry: Registry::default(),
         };
         registry.register(
@@ -189,12 +192,24 @@ impl Metrics {
     }
 
     pub(crate) fn refusal(&self, by: &'static str, rule: &str) {
-        self.refusals
-            .get_or_create(&Refusal {
-                by,
-                reason: reason(rule),
-            })
-            .inc();
+        let reason = reason(rule);
+        self.refusals.get_or_create(&Refusal { by, reason }).inc();
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((by, reason))
+            .or_default() += 1;
+    }
+
+    /// Refusals since start, by (who refused, reason).
+    pub(crate) fn refusals(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
     }
 
     pub(crate) fn delivered(&self, seconds: f64) {

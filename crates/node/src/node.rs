@@ -25,6 +25,7 @@ use estafette_store::{Admission, Admit, OriginStatus, Progress, Store, StoreErro
 use rand_core::{Rng as _, UnwrapErr};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::audit::Auditor;
 use crate::config::NodeConfig;
@@ -273,11 +274,11 @@ impl Node {
         tasks.spawn(checkpoint_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(crate::api::serve(api, shared.clone(), stop_rx.clone()));
         for peer in shared.wake.keys() {
-            tasks.spawn(outbound_worker(
-                shared.clone(),
-                peer.clone(),
-                stop_rx.clone(),
-            ));
+            // Every log line of a peer's worker carries `peer`.
+            let span = tracing::info_span!("peer", peer = %peer);
+            tasks.spawn(
+                outbound_worker(shared.clone(), peer.clone(), stop_rx.clone()).instrument(span),
+            );
         }
         let listen = shared
             .endpoint
@@ -1128,7 +1129,8 @@ async fn accept_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             shared.peer_update(&peer, |p| p.last_seen_ms = Some(now_ms()));
             // A peer that is back may be waiting for what we queued for it.
             shared.wake(&peer);
-            serve_connection(shared, conn, stop).await;
+            let span = tracing::info_span!("peer", peer = %peer);
+            serve_connection(shared, conn, stop).instrument(span).await;
         });
         // Reap finished connection tasks as we go.
         while conns.try_join_next().is_some() {}
