@@ -333,7 +333,7 @@ async fn the_cli_sends_reads_and_acknowledges() {
         table.contains("LAST SEEN") && table.contains("OLDEST") && table.contains("audit log:"),
         "{table}"
     );
-    let json: serde_json::Value =
+    let json: Value =
         serde_json::from_str(&ok(&cli(s(&["status", "--config", p(&br_conf), "--json"]))
             .await
             .unwrap()))
