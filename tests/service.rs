@@ -349,3 +349,48 @@ fn the_unit_file_passes_systemd_analyze_verify() {
         "systemd-analyze verify warns about the unit: {stderr}"
     );
 }
+
+/// A certificate near its end is renewed with `network renew-cert`; `node check` is then clean.
+#[test]
+fn renew_cert_gives_a_fresh_certificate() {
+    use crate::util::{estafette, ok, p};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("net");
+    ok(&estafette(&[
+        "network",
+        "init",
+        "--dir",
+        p(&d),
+        "--name",
+        "test-net",
+    ]));
+    ok(&estafette(&[
+        "network",
+        "add-bureau",
+        "--dir",
+        p(&d),
+        "--code",
+        "BR",
+        "--addr",
+        "127.0.0.1:7400",
+        "--cert-days",
+        "10",
+    ]));
+    let pem = d.join("bureaus/BR/tls.pem");
+    let before = std::fs::read(&pem).unwrap();
+    let out = ok(&estafette(&[
+        "network",
+        "renew-cert",
+        "--dir",
+        p(&d),
+        "--code",
+        "BR",
+    ]));
+    assert!(out.contains("new TLS certificate"), "{out}");
+    assert_ne!(std::fs::read(&pem).unwrap(), before);
+    let err = crate::util::fails(
+        &estafette(&["network", "renew-cert", "--dir", p(&d), "--code", "ZZ"]),
+        64,
+    );
+    assert!(err.contains("ZZ is not in the roster"), "{err}");
+}

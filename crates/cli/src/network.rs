@@ -47,6 +47,19 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = DEFAULT_CERT_DAYS)]
         cert_days: u32,
     },
+    /// Issue a bureau a new TLS key and certificate (before the old one expires: both are
+    /// valid meanwhile, so peers accept the node before and after it restarts onto the new one).
+    RenewCert {
+        /// The network directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Bureau code.
+        #[arg(long)]
+        code: String,
+        /// Lifetime of the new certificate, in days.
+        #[arg(long, default_value_t = DEFAULT_CERT_DAYS)]
+        cert_days: u32,
+    },
     /// Revoke a bureau's key: nodes refuse its packets and close its connections once they
     /// load the new roster (SIGHUP).
     Revoke {
@@ -114,6 +127,23 @@ pub(crate) fn run(command: Command) -> Result<(), Failure> {
                 "added {code} to {}: roster version {}, keys in {}",
                 roster.network,
                 roster.version,
+                net.bureau_dir(&code).display()
+            );
+            Ok(())
+        }
+        Command::RenewCert {
+            dir,
+            code,
+            cert_days,
+        } => {
+            let code = BureauCode::new(&code)
+                .with_context(|| format!("--code {code:?}"))
+                .map_err(Failure::usage)?;
+            let net = NetworkDir::new(&dir);
+            net.renew_tls(&code, SystemTime::now(), cert_days)
+                .map_err(classify)?;
+            println!(
+                "issued {code} a new TLS certificate for {cert_days} days in {}; install tls.pem and tls.key on its node and restart it",
                 net.bureau_dir(&code).display()
             );
             Ok(())

@@ -225,32 +225,7 @@ impl NetworkDir {
             identity.to_key_file().as_bytes(),
         )?;
 
-        let ca_pem = files::read_secret_text(&self.ca_key_path(), MAX_KEY_FILE)?;
-        let ca_key = KeyPair::from_pem(&ca_pem)?;
-        let issuer = Issuer::new(ca_params(&roster.network), ca_key);
-        let node_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec![new.code.tls_name(&roster.network)])?;
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, new.code.as_str());
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, roster.network.as_str());
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, now, new.cert_days)?;
-        let cert = params.signed_by(&node_key, &issuer)?;
-        files::write_secret(
-            &bureau_dir.join("tls.key"),
-            Zeroizing::new(node_key.serialize_pem()).as_bytes(),
-        )?;
-        files::write_public(&bureau_dir.join("tls.pem"), cert.pem().as_bytes())?;
+        self.issue_tls(&roster.network, &new.code, now, new.cert_days)?;
 
         roster.bureaus.push(BureauEntry {
             code: new.code.clone(),
@@ -275,6 +250,75 @@ impl NetworkDir {
         roster.issued_at_ms = unix_ms(now)?.max(roster.issued_at_ms);
         self.write_roster(&roster, &authority)?;
         Ok(roster)
+    }
+
+    /// Issues `code` a new TLS key and certificate from the CA, valid `days` from `now`, and
+    /// writes them to its directory (`tls.key`, `tls.pem`).
+    fn issue_tls(
+        &self,
+        network: &NetworkName,
+        code: &BureauCode,
+        now: SystemTime,
+        days: u32,
+    ) -> Result<(), NetworkError> {
+        let bureau_dir = self.bureau_dir(code);
+        let ca_pem = files::read_secret_text(&self.ca_key_path(), MAX_KEY_FILE)?;
+        let ca_key = KeyPair::from_pem(&ca_pem)?;
+        let issuer = Issuer::new(ca_params(network), ca_key);
+        let node_key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![code.tls_name(network)])?;
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, code.as_str());
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, network.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, now, days)?;
+        let cert = params.signed_by(&node_key, &issuer)?;
+        files::write_secret(
+            &bureau_dir.join("tls.key"),
+            Zeroizing::new(node_key.serialize_pem()).as_bytes(),
+        )?;
+        files::write_public(&bureau_dir.join("tls.pem"), cert.pem().as_bytes())?;
+        Ok(())
+    }
+
+    /// Renews `code`'s TLS certificate (a new key too), valid `days` from `now`. The identity
+    /// keys and the roster do not change; the old certificate stays valid until it expires, so
+    /// peers accept either while the node is restarted onto the new one.
+    pub fn renew_tls(
+        &self,
+        code: &BureauCode,
+        now: SystemTime,
+        days: u32,
+    ) -> Result<(), NetworkError> {
+        let roster = self.roster()?;
+        if roster.bureau(code).is_none() {
+            return Err(NetworkError::UnknownBureau(code.clone()));
+        }
+        // The old pair stays beside the new one (`*.previous`) until the node runs on the new.
+        let dir = self.bureau_dir(code);
+        for name in ["tls.key", "tls.pem"] {
+            let path = dir.join(name);
+            if path.exists() {
+                std::fs::rename(&path, dir.join(format!("{name}.previous"))).map_err(|e| {
+                    NetworkError::from(FileError::Io {
+                        op: "rename",
+                        path: path.clone(),
+                        source: e,
+                    })
+                })?;
+            }
+        }
+        self.issue_tls(&roster.network, code, now, days)
     }
 
     /// Revokes a bureau's signing key: its packets and connections are refused from this roster
