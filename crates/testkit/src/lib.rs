@@ -230,7 +230,7 @@ impl Cluster {
         let mut text = format!(
             "bureau = \"{}\"\nnetwork = \"{}\"\nauthority_key = \"{}\"\nroster = {:?}\nidentity_key = {:?}\n\
              tls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\nlisten = \"{}\"\n\n[store]\ndir = {:?}\n\
-             max_bytes = {}\n\n[api]\nsocket = {:?}\n",
+             max_bytes = {}\nmax_outbox_per_peer = {}\n\n[api]\nsocket = {:?}\n\n[log]\nfilter = {:?}\n",
             c.bureau,
             c.network,
             c.authority_key,
@@ -242,7 +242,9 @@ impl Cluster {
             c.listen,
             c.store.dir,
             c.store.max_bytes,
-            c.api.socket
+            c.store.max_outbox_per_peer,
+            c.api.socket,
+            c.log.filter,
         );
         for r in &c.routes {
             text.push_str(&format!(

@@ -1,0 +1,761 @@
+//! # estafette-bench
+//!
+//! One run, one table: this machine's ceilings for the work a packet needs, and Estafette end
+//! to end over loopback with real node processes, side by side, with the ratios between them.
+//! These machines are shared and noisy: only figures measured in the same run are compared.
+//!
+//! ```text
+//! cargo run --release --locked -p estafette-bench            # the full run (a few minutes)
+//! cargo run --release --locked -p estafette-bench -- --quick # seconds; CI runs it so it never rots
+//! ```
+//!
+//! The node processes are this binary again (`estafette-bench node run --config FILE` runs the
+//! same `estafette-node` code the `estafette` binary runs), so one command builds everything.
+//! docs/PERFORMANCE.md records a run and explains each gap to a target.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use estafette_packet::{
+    Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter, NetworkName, Packet,
+    PacketId, Precedence, Receipt, Roster, Suite,
+};
+use estafette_store::{Store, StoreOptions};
+use estafette_testkit::{Cluster, NodeProcess};
+use rand_core::UnwrapErr;
+use serde_json::json;
+
+/// How long and how much: `--quick` shrinks everything so CI can run it in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    quick: bool,
+    /// Time per micro measurement.
+    span: Duration,
+    /// Letters for the saturation runs.
+    letters: usize,
+    /// Seconds at the fixed offered load.
+    load_secs: u64,
+    /// Letters queued for the memory and start-up measurement.
+    queued: usize,
+    /// Packets for the store measurement without group commit.
+    store_single: usize,
+    /// Packets for the store measurement with group commit.
+    store_group: usize,
+}
+
+impl Scale {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                span: Duration::from_millis(150),
+                letters: 200,
+                load_secs: 1,
+                queued: 1_000,
+                store_single: 200,
+                store_group: 1_000,
+            }
+        } else {
+            Self {
+                quick,
+                span: Duration::from_secs(2),
+                letters: 10_000,
+                load_secs: 10,
+                queued: 100_000,
+                store_single: 4_000,
+                store_group: 40_000,
+            }
+        }
+    }
+}
+
+/// One line of the table.
+struct Row {
+    section: &'static str,
+    what: String,
+    value: f64,
+    unit: &'static str,
+}
+
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(
+        &mut self,
+        section: &'static str,
+        what: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) {
+        let what = what.into();
+        eprintln!("  {what}: {value:.1} {unit}");
+        self.0.push(Row {
+            section,
+            what,
+            value,
+            unit,
+        });
+    }
+
+    fn get(&self, what: &str) -> Option<f64> {
+        self.0.iter().find(|r| r.what == what).map(|r| r.value)
+    }
+
+    fn print(&self) {
+        let mut section = "";
+        println!("\n{:<62} {:>14}  unit", "measure", "value");
+        for r in &self.0 {
+            if r.section != section {
+                section = r.section;
+                println!("\n{section}");
+            }
+            let value = if r.value >= 100.0 {
+                format!("{:.0}", r.value)
+            } else {
+                format!("{:.2}", r.value)
+            };
+            println!("  {:<60} {:>14}  {}", r.what, value, r.unit);
+        }
+    }
+}
+
+/// Runs `op` repeatedly for `span`; returns operations per second.
+fn rate(span: Duration, mut op: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < span {
+        for _ in 0..16 {
+            op();
+        }
+        n += 16;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn code(c: &str) -> BureauCode {
+    BureauCode::new(c).expect("valid code")
+}
+
+/// Two bureaus and their roster, for the crypto and store measurements.
+struct Pair {
+    roster: Roster,
+    br: Identity,
+    gh: Identity,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let mut rng = UnwrapErr(getrandom::SysRng);
+        let mut roster = Roster::new(NetworkName::new("bench").expect("name"), 0);
+        let br = Identity::generate(code("BR"), &mut rng);
+        let gh = Identity::generate(code("GH"), &mut rng);
+        for id in [&br, &gh] {
+            roster.bureaus.push(BureauEntry {
+                code: id.code().clone(),
+                name: String::new(),
+                signing_key: id.signing_public(),
+                encryption_key: id.encryption_public(),
+                address: None,
+            });
+        }
+        Self { roster, br, gh }
+    }
+
+    fn header(&self, from: &Identity, to: &Identity, kind: Kind) -> Header {
+        Header {
+            suite: Suite::Ed25519X25519ChaCha20,
+            id: PacketId::random(&mut UnwrapErr(getrandom::SysRng)),
+            origin: from.code().clone(),
+            recipients: vec![to.code().clone()],
+            created_at_ms: 1,
+            expires_at_ms: u64::MAX / 2,
+            precedence: Precedence::Routine,
+            handling: Handling::default(),
+            kind,
+        }
+    }
+
+    /// A sealed 1 KiB letter BR → GH.
+    fn letter(&self) -> Packet {
+        let body = Body::Letter(Letter {
+            sender: code("BR"),
+            case_ref: None,
+            subject: "bench".into(),
+            in_reply_to: None,
+            content_type: "text/plain".into(),
+            content: vec![b'x'; 1024],
+        });
+        let h = self.header(&self.br, &self.gh, Kind::Letter);
+        estafette_packet::seal(
+            &self.br,
+            &self.roster,
+            h,
+            &body,
+            &mut UnwrapErr(getrandom::SysRng),
+        )
+        .expect("seal")
+    }
+
+    /// All the crypto one letter costs end to end: seal and sign at the origin, verify and open
+    /// at the recipient, the receipt sealed there and verified back at the origin.
+    fn one_packet(&self) {
+        let p = self.letter();
+        let opened = estafette_packet::open(&p, &self.roster, &self.gh, 2).expect("open");
+        let body = Body::Receipt(Receipt {
+            sender: code("GH"),
+            packet_id: p.header().id,
+            packet_digest: p.digest(),
+            delivered_at_ms: 2,
+        });
+        let h = self.header(&self.gh, &self.br, Kind::Receipt);
+        let r = estafette_packet::seal(
+            &self.gh,
+            &self.roster,
+            h,
+            &body,
+            &mut UnwrapErr(getrandom::SysRng),
+        )
+        .expect("seal receipt");
+        estafette_packet::verify(&r, &self.roster, 2).expect("verify receipt");
+        std::hint::black_box(opened);
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
+    eprintln!("ceilings");
+    let pair = Pair::new();
+    let sig = pair
+        .br
+        .sign_note_text("x".repeat(64).as_str())
+        .expect("sign");
+    let key = pair.br.signing_public().0;
+    let text = "x".repeat(64);
+    t.add(
+        "ceilings",
+        "Ed25519 sign (1 core)",
+        rate(s.span, || {
+            std::hint::black_box(pair.br.sign_note_text(&text).expect("sign"));
+        }),
+        "/s",
+    );
+    t.add(
+        "ceilings",
+        "Ed25519 verify, strict (1 core)",
+        rate(s.span, || {
+            std::hint::black_box(estafette_packet::ed25519_verify(
+                &key,
+                text.as_bytes(),
+                &sig,
+            ));
+        }),
+        "/s",
+    );
+    let rcpt = pair.gh.encryption_public().0;
+    let mut rng = UnwrapErr(getrandom::SysRng);
+    let (enc, ct) = estafette_packet::crypto::hpke_seal(&rcpt, b"info", b"aad", &[1; 32], &mut rng)
+        .context("hpke seal")?;
+    t.add(
+        "ceilings",
+        "HPKE seal of a content key (1 core)",
+        rate(s.span, || {
+            std::hint::black_box(estafette_packet::crypto::hpke_seal(
+                &rcpt, b"info", b"aad", &[1; 32], &mut rng,
+            ));
+        }),
+        "/s",
+    );
+    let secret = pair.gh.to_key_file();
+    let secret = secret
+        .lines()
+        .find_map(|l| l.strip_prefix("x25519: "))
+        .context("x25519 secret")?;
+    let secret: [u8; 32] = base64_32(secret)?;
+    t.add(
+        "ceilings",
+        "HPKE open of a content key (1 core)",
+        rate(s.span, || {
+            std::hint::black_box(estafette_packet::crypto::hpke_open(
+                &secret, &enc, b"info", b"aad", &ct,
+            ));
+        }),
+        "/s",
+    );
+    for size in [1024usize, 65_536] {
+        let data = vec![0u8; size];
+        let per_s = rate(s.span, || {
+            std::hint::black_box(estafette_packet::crypto::aead_seal(
+                &[9; 32], &[0; 12], b"", &data,
+            ));
+        });
+        t.add(
+            "ceilings",
+            format!(
+                "ChaCha20-Poly1305 seal, {} KiB messages (1 core)",
+                size / 1024
+            ),
+            per_s * size as f64 / 1e6,
+            "MB/s",
+        );
+    }
+    let one = rate(s.span, || pair.one_packet());
+    t.add(
+        "ceilings",
+        "crypto of one packet end to end (1 core)",
+        one,
+        "packets/s",
+    );
+    let n = cores();
+    let all = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| scope.spawn(|| rate(s.span, || pair.one_packet())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0.0))
+            .sum::<f64>()
+    });
+    t.add(
+        "ceilings",
+        format!("crypto of one packet end to end ({n} cores)"),
+        all,
+        "packets/s",
+    );
+    store_ceilings(s, t, &pair)
+}
+
+fn base64_32(s: &str) -> anyhow::Result<[u8; 32]> {
+    // The key file uses standard base64; decode without another dependency.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(32);
+    for c in s.trim().bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .context("not base64")? as u32;
+        bits = (bits << 6) | v;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+        }
+    }
+    out.try_into().map_err(|_| anyhow::anyhow!("not 32 bytes"))
+}
+
+/// Store admit+commit per second: one writer (a commit each), then 64 writers (group commit).
+fn store_ceilings(s: Scale, t: &mut Table, pair: &Pair) -> anyhow::Result<()> {
+    let make = |n: usize| -> Vec<Packet> {
+        let per = n.div_ceil(cores());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..cores())
+                .map(|_| scope.spawn(|| (0..per).map(|_| pair.letter()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .take(n)
+                .collect()
+        })
+    };
+    let hops = [code("GH")];
+    for (label, n, writers) in [
+        (
+            "store admit + commit, 1 writer (a commit each)",
+            s.store_single,
+            1usize,
+        ),
+        (
+            "store admit + commit, 64 writers (group commit)",
+            s.store_group,
+            64,
+        ),
+    ] {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("store.redb"), StoreOptions::default())?;
+        let packets = make(n);
+        let chunks: Vec<&[Packet]> = packets.chunks(n.div_ceil(writers)).collect();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for chunk in &chunks {
+                let store = &store;
+                let hops = &hops;
+                scope.spawn(move || {
+                    for p in *chunk {
+                        let _ = store.admit(p, hops, false, 1);
+                    }
+                });
+            }
+        });
+        let per_s = n as f64 / started.elapsed().as_secs_f64();
+        let stats = store.commit_stats();
+        t.add("ceilings", label, per_s, "packets/s");
+        if writers > 1 {
+            t.add(
+                "ceilings",
+                "  changes per commit with 64 writers",
+                stats.changes as f64 / stats.commits.max(1) as f64,
+                "",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A set of node processes of this binary, stopped when dropped.
+struct Net {
+    cluster: Cluster,
+    procs: Vec<(String, NodeProcess)>,
+}
+
+impl Net {
+    fn new(codes: &[&str], routes: &[(&str, &str, &str)], up: &[&str]) -> anyhow::Result<Self> {
+        let mut cluster = Cluster::new(codes, routes);
+        for c in codes {
+            if let Some(cfg) = cluster.configs.get_mut(*c) {
+                cfg.log.filter = "warn".into();
+                cfg.store.max_outbox_per_peer = 1_000_000;
+            }
+        }
+        let mut net = Self {
+            cluster,
+            procs: Vec::new(),
+        };
+        for c in up {
+            net.start(c)?;
+        }
+        Ok(net)
+    }
+
+    fn start(&mut self, code: &str) -> anyhow::Result<()> {
+        let config = self.cluster.write_config(code);
+        let exe = std::env::current_exe().context("this binary")?;
+        let log = config.with_file_name("node.log");
+        self.procs
+            .push((code.to_owned(), NodeProcess::start(&exe, &config, &log)));
+        Ok(())
+    }
+
+    fn proc(&mut self, code: &str) -> anyhow::Result<&mut NodeProcess> {
+        self.procs
+            .iter_mut()
+            .find(|(c, _)| c == code)
+            .map(|(_, p)| p)
+            .context("no such node")
+    }
+
+    async fn wait_up(&self, code: &str) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let client = self.cluster.client(code);
+        while started.elapsed() < Duration::from_secs(60) {
+            if client.get("/healthz").await.is_ok() {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bail!("node {code} did not come up within 60 s")
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for (_, p) in &mut self.procs {
+            p.terminate(Duration::from_secs(20));
+        }
+    }
+}
+
+/// Receipts verified at the origin so far (the delivery-latency histogram's count).
+async fn receipts(client: &estafette_node::client::ApiClient) -> anyhow::Result<u64> {
+    let text = client.get("/metrics").await?;
+    let text = text.as_str().unwrap_or_default();
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("estafette_delivery_latency_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64)
+}
+
+/// Submits `n` 1 KiB letters to `to` with 64 concurrent submitters; returns their ids.
+async fn submit(
+    client: &estafette_node::client::ApiClient,
+    to: &[&str],
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let body = json!({"to": to, "subject": "bench", "text": "x".repeat(1024)});
+    let mut tasks = tokio::task::JoinSet::new();
+    let per = n.div_ceil(64);
+    for w in 0..64 {
+        let (client, body) = (client.clone(), body.clone());
+        let count = per.min(n.saturating_sub(w * per));
+        tasks.spawn(async move {
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                let v = client.post("/v1/messages", &body).await?;
+                ids.push(v["id"].as_str().unwrap_or_default().to_owned());
+            }
+            Ok::<_, anyhow::Error>(ids)
+        });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        ids.extend(r??);
+    }
+    Ok(ids)
+}
+
+/// Waits until `target` receipts were verified at the origin.
+async fn wait_receipts(
+    client: &estafette_node::client::ApiClient,
+    target: u64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while receipts(client).await? < target {
+        if started.elapsed() > limit {
+            bail!(
+                "only {} of {target} receipts within {limit:?}",
+                receipts(client).await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Letters per second from first submission to last receipt verified at the origin.
+async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Result<f64> {
+    let client = net.cluster.client(from);
+    let before = receipts(&client).await?;
+    let started = Instant::now();
+    submit(&client, to, n).await?;
+    wait_receipts(
+        &client,
+        before + (n * to.len()) as u64,
+        Duration::from_secs(600),
+    )
+    .await?;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
+    eprintln!("end to end (node processes on loopback)");
+    // A → B direct.
+    let mut net = Net::new(&["BR", "GH"], &[], &["BR", "GH"])?;
+    net.wait_up("BR").await?;
+    net.wait_up("GH").await?;
+    let idle = net.proc("BR")?.memory_kib().map_or(0, |m| m.0);
+    t.add(
+        "end to end",
+        "RSS of an idle node",
+        idle as f64 / 1024.0,
+        "MiB",
+    );
+    saturation(&net, "BR", &["GH"], 50).await?; // warm-up: connections, caches
+    let direct = saturation(&net, "BR", &["GH"], s.letters).await?;
+    t.add(
+        "end to end",
+        "A → B, 1 KiB, durable, receipts verified at A",
+        direct,
+        "packets/s",
+    );
+
+    // Latency at a fixed offered load of 1,000 letters/s.
+    let client = net.cluster.client("BR");
+    let before = receipts(&client).await?;
+    let n = (s.load_secs * 1000) as usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let body = json!({"to": ["GH"], "subject": "bench", "text": "x".repeat(1024)});
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tick.tick().await;
+        let (client, body) = (client.clone(), body.clone());
+        tasks.spawn(async move { client.post("/v1/messages", &body).await });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Ok(v)) = r {
+            ids.push(v["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    wait_receipts(&client, before + n as u64, Duration::from_secs(300)).await?;
+    let mut lat = Vec::with_capacity(n);
+    for id in &ids {
+        let v = client.get(&format!("/v1/messages/{id}")).await?;
+        let sent = v["submitted_at_ms"].as_u64().unwrap_or(0);
+        if let Some(at) = v["recipients"][0]["at_ms"].as_u64() {
+            lat.push(at.saturating_sub(sent));
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    t.add(
+        "end to end",
+        "A → B latency at 1,000/s offered: p50 (submit → delivered at B)",
+        pct(0.50),
+        "ms",
+    );
+    t.add(
+        "end to end",
+        "A → B latency at 1,000/s offered: p99",
+        pct(0.99),
+        "ms",
+    );
+    t.add(
+        "end to end",
+        "A → B latency at 1,000/s offered: max",
+        lat.last().copied().unwrap_or(0) as f64,
+        "ms",
+    );
+    drop(net);
+
+    // A → C relayed via B.
+    let net = Net::new(
+        &["BR", "CV", "GH"],
+        &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
+        &["BR", "CV", "GH"],
+    )?;
+    for c in ["BR", "CV", "GH"] {
+        net.wait_up(c).await?;
+    }
+    saturation(&net, "BR", &["GH"], 50).await?;
+    let relayed = saturation(&net, "BR", &["GH"], s.letters).await?;
+    t.add(
+        "end to end",
+        "A → C relayed via B, 1 KiB, receipts verified at A",
+        relayed,
+        "packets/s",
+    );
+    drop(net);
+
+    // Memory and start-up with many letters queued for a peer that is down.
+    let mut net = Net::new(&["BR", "GH"], &[], &["BR"])?;
+    net.wait_up("BR").await?;
+    let client = net.cluster.client("BR");
+    submit(&client, &["GH"], s.queued).await?;
+    let (rss, peak) = net.proc("BR")?.memory_kib().unwrap_or((0, 0));
+    t.add(
+        "end to end",
+        format!("RSS with {} letters queued", s.queued),
+        rss as f64 / 1024.0,
+        "MiB",
+    );
+    t.add(
+        "end to end",
+        format!("  peak RSS while queueing {}", s.queued),
+        peak as f64 / 1024.0,
+        "MiB",
+    );
+    let p = net.proc("BR")?;
+    p.terminate(Duration::from_secs(30));
+    p.restart();
+    let startup = net.wait_up("BR").await?;
+    t.add(
+        "end to end",
+        format!("start-up to a serving API with {} queued", s.queued),
+        startup.as_secs_f64() * 1000.0,
+        "ms",
+    );
+    Ok(())
+}
+
+fn ratios(t: &mut Table) {
+    let direct = t.get("A → B, 1 KiB, durable, receipts verified at A");
+    let crypto = t
+        .0
+        .iter()
+        .find(|r| {
+            r.what.starts_with("crypto of one packet end to end (") && !r.what.contains("1 core")
+        })
+        .map(|r| r.value);
+    let relayed = t.get("A → C relayed via B, 1 KiB, receipts verified at A");
+    let single = t.get("store admit + commit, 1 writer (a commit each)");
+    if let (Some(d), Some(c)) = (direct, crypto) {
+        t.add(
+            "ratios",
+            "A → B over the per-packet crypto ceiling (target ≥ 0.50)",
+            d / c,
+            "",
+        );
+    }
+    if let (Some(d), Some(r)) = (direct, relayed) {
+        t.add("ratios", "relayed over direct (target ≥ 0.60)", r / d, "");
+    }
+    if let (Some(d), Some(s)) = (direct, single) {
+        t.add(
+            "ratios",
+            "A → B over one-commit-per-write store ceiling",
+            d / s,
+            "",
+        );
+    }
+}
+
+/// `estafette-bench node run --config FILE`: this binary as a node process.
+fn run_node(config: PathBuf) -> anyhow::Result<()> {
+    let config = estafette_node::config::NodeConfig::load(&config)?;
+    let grace = config.shutdown_grace;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let node = estafette_node::node::Node::start(config).await?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut int =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            node.shutdown(grace).await;
+            Ok(())
+        })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [node, run, flag, path] = args.as_slice()
+        && node == "node"
+        && run == "run"
+        && flag == "--config"
+    {
+        return run_node(PathBuf::from(path));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(other) = args.iter().find(|a| *a != "--quick") {
+        bail!("unknown argument {other:?}; usage: estafette-bench [--quick]");
+    }
+    if cfg!(debug_assertions) && !quick {
+        eprintln!("warning: a debug build; run with --release for figures worth recording");
+    }
+    let s = Scale::new(quick);
+    let mut t = Table(Vec::new());
+    eprintln!(
+        "estafette-bench {}{}: {} cores",
+        env!("CARGO_PKG_VERSION"),
+        if s.quick { " --quick" } else { "" },
+        cores()
+    );
+    ceilings(s, &mut t)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(end_to_end(s, &mut t))?;
+    ratios(&mut t);
+    t.print();
+    Ok(())
+}
