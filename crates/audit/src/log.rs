@@ -91,6 +91,8 @@ pub struct AuditLog {
     prev: Hash,
     checkpointed: u64,
     witnessed: WitnessState,
+    /// Bytes of whole lines written.
+    written: u64,
 }
 
 /// Remembers what a `Witnessed` entry records.
@@ -133,7 +135,7 @@ impl AuditLog {
             file.sync_data().map_err(io(&path))?;
             truncated = Some(torn as u64);
         }
-        file.seek(SeekFrom::End(0)).map_err(io(&path))?;
+        let written = file.seek(SeekFrom::End(0)).map_err(io(&path))?;
         let mut frontier = Frontier::default();
         let mut prev = [0u8; 32];
         let mut witnessed = WitnessState::default();
@@ -159,6 +161,7 @@ impl AuditLog {
                 prev,
                 checkpointed,
                 witnessed,
+                written,
             },
             truncated,
         ))
@@ -167,6 +170,15 @@ impl AuditLog {
     /// Appends `event` at time `now_ms` and flushes it to disk before returning; returns the
     /// line's position.
     pub fn append(&mut self, now_ms: u64, event: Event) -> Result<u64, AuditError> {
+        let seq = self.append_unsynced(now_ms, event)?;
+        self.sync()?;
+        Ok(seq)
+    }
+
+    /// Appends `event` without flushing it: it is durable only after a [`AuditLog::sync`] (or
+    /// a sync of [`AuditLog::sync_handle`]) that started after this returned. Lets a caller
+    /// write several entries, or several callers theirs, and pay for one flush (group commit).
+    pub fn append_unsynced(&mut self, now_ms: u64, event: Event) -> Result<u64, AuditError> {
         let seq = self.frontier.size();
         let entry = Entry {
             seq,
@@ -179,11 +191,7 @@ impl AuditLog {
         line.push(b'\n');
         let path = self.dir.join(LOG_FILE);
         let len = self.file.stream_position().map_err(io(&path))?;
-        if let Err(e) = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-        {
+        if let Err(e) = self.file.write_all(&line) {
             // Leave no partial line behind (a full disk can cut a write short): the next append
             // must start on a line boundary.
             let _ = self
@@ -194,8 +202,26 @@ impl AuditLog {
         }
         self.frontier.push(leaf);
         self.prev = leaf;
+        self.written = len + line.len() as u64;
         remember_witnessed(&mut self.witnessed, &entry.event);
         Ok(seq)
+    }
+
+    /// Flushes everything appended so far to disk.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let path = self.dir.join(LOG_FILE);
+        self.file.sync_data().map_err(io(&path))
+    }
+
+    /// Bytes of whole lines written so far (the file's length).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Another handle on the log file, to flush it without holding the log (group commit).
+    pub fn sync_handle(&self) -> Result<File, AuditError> {
+        let path = self.dir.join(LOG_FILE);
+        self.file.try_clone().map_err(io(&path))
     }
 
     /// What this node co-signed last for each peer's log (from its `Witnessed` entries).
@@ -235,6 +261,8 @@ impl AuditLog {
         if size == self.checkpointed && checkpoint_path(&self.dir, size).exists() {
             return Ok(None);
         }
+        // Never sign lines that might not be on disk.
+        self.sync()?;
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,

@@ -15,9 +15,18 @@ use estafette_packet::Identity;
 use crate::config::{AuditConfig, AuditPolicy};
 
 /// The log, its policy and its alarm.
+///
+/// Appends are group-committed: a caller writes its lines under the log's lock (no flush), then
+/// takes the flush lock; if a flush that started after its write already covered it, it is done,
+/// else it flushes everything written so far for everyone waiting. Each caller still returns only
+/// once its own lines are on disk.
 #[derive(Debug)]
 pub(crate) struct Auditor {
     log: Mutex<AuditLog>,
+    /// A second handle on the log file, flushed without holding `log`.
+    file: std::fs::File,
+    /// Held while flushing; guards `synced`.
+    sync: Mutex<u64>,
     policy: AuditPolicy,
     every: u64,
     appends: AtomicU64,
@@ -63,8 +72,12 @@ impl Auditor {
             );
             log.append(now_ms, Event::LogRecovered { truncated_bytes })?;
         }
+        let file = log.sync_handle()?;
+        let synced = log.written();
         Ok(Self {
             log: Mutex::new(log),
+            file,
+            sync: Mutex::new(synced),
             policy: config.on_failure,
             every: config.checkpoint_every,
             appends: AtomicU64::new(0),
@@ -87,16 +100,25 @@ impl Auditor {
         now_ms: u64,
         event: Event,
     ) -> Result<(), AuditError> {
-        let name = event.name();
-        let result = {
+        self.record_all(identity, now_ms, vec![event])
+    }
+
+    /// Appends `events` in order, all durable when this returns `Ok` (one flush, shared with
+    /// whoever else is appending). Blocking.
+    pub(crate) fn record_all(
+        &self,
+        identity: &Identity,
+        now_ms: u64,
+        events: Vec<Event>,
+    ) -> Result<(), AuditError> {
+        let name = events.first().map_or("", Event::name);
+        let result = self.write_and_flush(now_ms, events).and_then(|()| {
             let mut log = self.log();
-            log.append(now_ms, event).and_then(|_| {
-                if log.unchecked() >= self.every {
-                    log.checkpoint(identity)?;
-                }
-                Ok(())
-            })
-        };
+            if log.unchecked() >= self.every {
+                log.checkpoint(identity)?;
+            }
+            Ok(())
+        });
         match &result {
             Ok(()) => {
                 self.appends.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +137,29 @@ impl Auditor {
             }
         }
         result
+    }
+
+    fn write_and_flush(&self, now_ms: u64, events: Vec<Event>) -> Result<(), AuditError> {
+        let mine = {
+            let mut log = self.log();
+            for event in events {
+                log.append_unsynced(now_ms, event)?;
+            }
+            log.written()
+        };
+        let mut synced = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        if *synced >= mine {
+            // A flush that started after our write covered it.
+            return Ok(());
+        }
+        // Everything written until now goes with this flush.
+        let target = self.log().written();
+        self.file.sync_data().map_err(|source| AuditError::Io {
+            path: self.log().dir().join(estafette_audit::log::LOG_FILE),
+            source,
+        })?;
+        *synced = target;
+        Ok(())
     }
 
     /// While the alarm is raised, tries to write again (an `audit_resumed` entry): a success

@@ -466,8 +466,13 @@ impl Shared {
     /// be written the alarm is raised; under `fail-closed` the caller gets the error and must
     /// not acknowledge what the event records.
     pub(crate) async fn audit(&self, event: Event) -> Result<(), NodeError> {
+        self.audit_all(vec![event]).await
+    }
+
+    /// Records several events in order, with one flush (see [`Shared::audit`]).
+    pub(crate) async fn audit_all(&self, events: Vec<Event>) -> Result<(), NodeError> {
         let (audit, identity) = (self.audit.clone(), self.identity.clone());
-        let result = tokio::task::spawn_blocking(move || audit.record(&identity, now_ms(), event))
+        let result = tokio::task::spawn_blocking(move || audit.record_all(&identity, now_ms(), events))
             .await
             .map_err(|e| NodeError::Internal(e.to_string()))?;
         match result {
@@ -963,10 +968,8 @@ impl Shared {
                         about: id.to_string(),
                     });
                 }
-                for event in events {
-                    if let Err(e) = self.audit(event).await {
-                        return refuse(id, e.to_string(), false);
-                    }
+                if let Err(e) = self.audit_all(events).await {
+                    return refuse(id, e.to_string(), false);
                 }
                 if let Some(opened) = opened {
                     self.deliver_local(&packet, seq, opened).await;
