@@ -1384,15 +1384,16 @@ async fn send_one(
             let forwarded = targets.clone();
             shared
                 .with_store(move |s| {
-                    s.mark_accepted(&p, seq)?;
                     if from_me {
-                        s.update_status(&id, move |st| {
+                        s.mark_accepted_with_status(&p, seq, &id, move |st| {
                             for (c, pr) in &mut st.recipients {
                                 if forwarded.contains(c) && matches!(pr, Progress::Queued) {
                                     *pr = Progress::Forwarded { at_ms: now_ms() };
                                 }
                             }
                         })?;
+                    } else {
+                        s.mark_accepted(&p, seq)?;
                     }
                     Ok(())
                 })

@@ -780,6 +780,23 @@ impl Store {
         self.write(move |txn| txn::update_entry(txn, seq, &EntryChange::Accepted(&peer)))
     }
 
+    /// [`Store::mark_accepted`], and for a packet this node originated, `change` applied to its
+    /// status, in one transaction: one commit instead of two per packet handed over.
+    pub fn mark_accepted_with_status(
+        &self,
+        peer: &BureauCode,
+        seq: u64,
+        id: &PacketId,
+        mut change: impl FnMut(&mut OriginStatus) + Send + 'static,
+    ) -> Result<bool, StoreError> {
+        let (peer, id) = (peer.clone(), *id);
+        self.write(move |txn| {
+            let taken = txn::update_entry(txn, seq, &EntryChange::Accepted(&peer))?;
+            txn::change_status(txn, &id, &mut change)?;
+            Ok(taken)
+        })
+    }
+
     /// Records that the bureau took packet `seq` from its inbox. Returns false if it was not
     /// there.
     pub fn ack_inbox(&self, seq: u64) -> Result<bool, StoreError> {
