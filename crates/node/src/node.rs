@@ -472,9 +472,10 @@ impl Shared {
     /// Records several events in order, with one flush (see [`Shared::audit`]).
     pub(crate) async fn audit_all(&self, events: Vec<Event>) -> Result<(), NodeError> {
         let (audit, identity) = (self.audit.clone(), self.identity.clone());
-        let result = tokio::task::spawn_blocking(move || audit.record_all(&identity, now_ms(), events))
-            .await
-            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        let result =
+            tokio::task::spawn_blocking(move || audit.record_all(&identity, now_ms(), events))
+                .await
+                .map_err(|e| NodeError::Internal(e.to_string()))?;
         match result {
             Ok(()) => Ok(()),
             Err(e) if self.audit.fail_closed() => Err(NodeError::Audit(format!(
