@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use estafette_packet::{
     Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter, NetworkName, Packet,
     PacketId, Precedence, Receipt, Roster, Suite,
@@ -276,7 +278,10 @@ fn ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("x25519: "))
         .context("x25519 secret")?;
-    let secret: [u8; 32] = base64_32(secret)?;
+    let secret: [u8; 32] = B64
+        .decode(secret.trim())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("x25519 secret is not 32 bytes"))?;
     t.add(
         "ceilings",
         "HPKE open of a content key (1 core)",
@@ -328,27 +333,6 @@ fn ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         "packets/s",
     );
     store_ceilings(s, t, &pair)
-}
-
-fn base64_32(s: &str) -> anyhow::Result<[u8; 32]> {
-    // The key file uses standard base64; decode without another dependency.
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut nbits = 0;
-    let mut out = Vec::with_capacity(32);
-    for c in s.trim().bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .context("not base64")? as u32;
-        bits = (bits << 6) | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            out.push((bits >> nbits) as u8);
-        }
-    }
-    out.try_into().map_err(|_| anyhow::anyhow!("not 32 bytes"))
 }
 
 /// Store admit+commit per second: one writer (a commit each), then 64 writers (group commit).
@@ -531,6 +515,55 @@ async fn wait_receipts(
     Ok(())
 }
 
+/// p50, p99 and max latency (submit → delivered at the recipient, ms) at `rate` letters/s
+/// offered for `secs` seconds.
+async fn latency(
+    net: &Net,
+    from: &str,
+    to: &str,
+    rate: u64,
+    secs: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let client = net.cluster.client(from);
+    let before = receipts(&client).await?;
+    let n = (secs * rate) as usize;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let body = json!({"to": [to], "subject": "bench", "text": "x".repeat(1024)});
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tick.tick().await;
+        let (client, body) = (client.clone(), body.clone());
+        tasks.spawn(async move { client.post("/v1/messages", &body).await });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Ok(v)) = r {
+            ids.push(v["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    wait_receipts(&client, before + n as u64, Duration::from_secs(300)).await?;
+    let mut lat = Vec::with_capacity(n);
+    for id in &ids {
+        let v = client.get(&format!("/v1/messages/{id}")).await?;
+        let sent = v["submitted_at_ms"].as_u64().unwrap_or(0);
+        if let Some(at) = v["recipients"][0]["at_ms"].as_u64() {
+            lat.push(at.saturating_sub(sent));
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    Ok((
+        pct(0.50),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0) as f64,
+    ))
+}
+
 /// Letters per second from first submission to last receipt verified at the origin.
 async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Result<f64> {
     let client = net.cluster.client(from);
@@ -568,57 +601,55 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         "packets/s",
     );
 
-    // Latency at a fixed offered load of 1,000 letters/s.
+    for rate in [1000u64, (direct / 2.0) as u64] {
+        let (p50, p99, max) = latency(&net, "BR", "GH", rate.max(1), s.load_secs).await?;
+        let label = if rate == 1000 {
+            "1,000/s offered".to_owned()
+        } else {
+            format!("{rate}/s offered (half of saturation)")
+        };
+        t.add(
+            "end to end",
+            format!("A → B latency at {label}: p50 (submit → delivered at B)"),
+            p50,
+            "ms",
+        );
+        t.add(
+            "end to end",
+            format!("A → B latency at {label}: p99"),
+            p99,
+            "ms",
+        );
+        t.add(
+            "end to end",
+            format!("A → B latency at {label}: max"),
+            max,
+            "ms",
+        );
+    }
+
+    // The largest packet the configuration allows.
     let client = net.cluster.client("BR");
+    let size = net.cluster.config("BR").max_packet_size - 64 * 1024;
+    let size = if s.quick { size.min(4 << 20) } else { size };
     let before = receipts(&client).await?;
-    let n = (s.load_secs * 1000) as usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let body = json!({"to": ["GH"], "subject": "bench", "text": "x".repeat(1024)});
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        tick.tick().await;
-        let (client, body) = (client.clone(), body.clone());
-        tasks.spawn(async move { client.post("/v1/messages", &body).await });
-    }
-    let mut ids = Vec::with_capacity(n);
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(Ok(v)) = r {
-            ids.push(v["id"].as_str().unwrap_or_default().to_owned());
-        }
-    }
-    wait_receipts(&client, before + n as u64, Duration::from_secs(300)).await?;
-    let mut lat = Vec::with_capacity(n);
-    for id in &ids {
-        let v = client.get(&format!("/v1/messages/{id}")).await?;
-        let sent = v["submitted_at_ms"].as_u64().unwrap_or(0);
-        if let Some(at) = v["recipients"][0]["at_ms"].as_u64() {
-            lat.push(at.saturating_sub(sent));
-        }
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-    };
+    let body = json!({
+        "to": ["GH"],
+        "subject": "large",
+        "content_type": "application/octet-stream",
+        "content_base64": B64.encode(vec![0x5a; size]),
+    });
+    let started = Instant::now();
+    client.post("/v1/messages", &body).await?;
+    wait_receipts(&client, before + 1, Duration::from_secs(300)).await?;
     t.add(
         "end to end",
-        "A → B latency at 1,000/s offered: p50 (submit → delivered at B)",
-        pct(0.50),
-        "ms",
-    );
-    t.add(
-        "end to end",
-        "A → B latency at 1,000/s offered: p99",
-        pct(0.99),
-        "ms",
-    );
-    t.add(
-        "end to end",
-        "A → B latency at 1,000/s offered: max",
-        lat.last().copied().unwrap_or(0) as f64,
-        "ms",
+        format!(
+            "largest packet A → B ({} MiB content), durable, receipt",
+            size >> 20
+        ),
+        size as f64 / started.elapsed().as_secs_f64() / 1e6,
+        "MB/s",
     );
     drop(net);
 
@@ -638,6 +669,30 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         "A → C relayed via B, 1 KiB, receipts verified at A",
         relayed,
         "packets/s",
+    );
+    drop(net);
+
+    // A diffusion to the twelve other members of CRIMJUST.
+    let codes = [
+        "BR", "AR", "BO", "CL", "CO", "CV", "EC", "GH", "NG", "PE", "PY", "SN", "UY",
+    ];
+    let net = Net::new(&codes, &[], &codes)?;
+    for c in codes {
+        net.wait_up(c).await?;
+    }
+    saturation(&net, "BR", &["CRIMJUST"], 5).await.ok();
+    let n = if s.quick { 10 } else { 300 };
+    let client = net.cluster.client("BR");
+    let before = receipts(&client).await?;
+    let started = Instant::now();
+    submit(&client, &["CRIMJUST"], n).await?;
+    // Each diffusion is done when all twelve receipts are back.
+    wait_receipts(&client, before + (n * 12) as u64, Duration::from_secs(600)).await?;
+    t.add(
+        "end to end",
+        "diffusion to 12 bureaus (CRIMJUST), all receipts verified at the origin",
+        n as f64 / started.elapsed().as_secs_f64(),
+        "diffusions/s",
     );
     drop(net);
 
