@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -38,8 +39,12 @@ struct Scale {
     span: Duration,
     /// Letters for the saturation runs.
     letters: usize,
-    /// Seconds at the fixed offered load.
-    load_secs: u64,
+    /// Seconds at each fixed offered load.
+    load_secs: f64,
+    /// Diffusions to the twelve.
+    diffusions: usize,
+    /// Content of the largest packet, at most (bytes).
+    largest: usize,
     /// Letters queued for the memory and start-up measurement.
     queued: usize,
     /// Packets for the store measurement without group commit.
@@ -54,18 +59,22 @@ impl Scale {
             Self {
                 quick,
                 span: Duration::from_millis(150),
-                letters: 200,
-                load_secs: 1,
-                queued: 1_000,
-                store_single: 200,
-                store_group: 1_000,
+                letters: 100,
+                load_secs: 0.2,
+                diffusions: 3,
+                largest: 1 << 20,
+                queued: 500,
+                store_single: 50,
+                store_group: 256,
             }
         } else {
             Self {
                 quick,
                 span: Duration::from_secs(2),
                 letters: 10_000,
-                load_secs: 10,
+                load_secs: 10.0,
+                diffusions: 300,
+                largest: usize::MAX,
                 queued: 100_000,
                 store_single: 4_000,
                 store_group: 40_000,
@@ -522,11 +531,11 @@ async fn latency(
     from: &str,
     to: &str,
     rate: u64,
-    secs: u64,
+    secs: f64,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let client = net.cluster.client(from);
     let before = receipts(&client).await?;
-    let n = (secs * rate) as usize;
+    let n = ((secs * rate as f64) as usize).max(1);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let body = json!({"to": [to], "subject": "bench", "text": "x".repeat(1024)});
@@ -579,6 +588,75 @@ async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Res
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The transport alone: QUIC + mutual TLS with the hop protocol's framing, the receiver
+/// answering "accepted" at once (no store, no crypto of ours).
+async fn transport_ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
+    use estafette_net::{Answer, Endpoint};
+    let net = estafette_testkit::TestNet::new("bench", &["BR", "GH"]);
+    let max = estafette_packet::DEFAULT_MAX_PACKET_SIZE;
+    let gh = Endpoint::bind("127.0.0.1:0".parse()?, net.tls("GH"), net.roster(), max)?;
+    let gh_addr = gh.local_addr()?;
+    let br = Endpoint::bind("127.0.0.1:0".parse()?, net.tls("BR"), net.roster(), max)?;
+    let server = tokio::spawn(async move {
+        while let Some(Ok(conn)) = gh.accept().await {
+            tokio::spawn(async move {
+                while let Ok(Some(offer)) = conn.next_offer().await {
+                    tokio::spawn(async move {
+                        let _ = offer.answer(&Answer::Accepted(PacketId([0; 16]))).await;
+                    });
+                }
+            });
+        }
+    });
+    let conn = br.connect(&code("GH"), gh_addr).await?;
+    // Bulk: large offers one after another on one connection.
+    let chunk = vec![0u8; if s.quick { 1 << 20 } else { 16 << 20 }];
+    let rounds = if s.quick { 4 } else { 16 };
+    let started = Instant::now();
+    for _ in 0..rounds {
+        conn.offer(&chunk).await?;
+    }
+    t.add(
+        "ceilings",
+        format!(
+            "QUIC + mTLS bulk, {} MiB frames on one connection",
+            chunk.len() >> 20
+        ),
+        (chunk.len() * rounds) as f64 / started.elapsed().as_secs_f64() / 1e6,
+        "MB/s",
+    );
+    // Small: 1 KiB offers, 64 in flight, on one connection.
+    let small = Arc::new(vec![0u8; 1024]);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (conn, small, span) = (conn.clone(), small.clone(), s.span);
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < span {
+                if conn.offer(&small).await.is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        });
+    }
+    let mut n = 0;
+    while let Some(r) = tasks.join_next().await {
+        n += r.unwrap_or(0);
+    }
+    t.add(
+        "ceilings",
+        "QUIC + mTLS, 1 KiB frames answered, 64 in flight, one connection",
+        n as f64 / started.elapsed().as_secs_f64(),
+        "frames/s",
+    );
+    conn.close("done");
+    server.abort();
+    Ok(())
+}
+
 async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     eprintln!("end to end (node processes on loopback)");
     // A → B direct.
@@ -592,7 +670,7 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         idle as f64 / 1024.0,
         "MiB",
     );
-    saturation(&net, "BR", &["GH"], 50).await?; // warm-up: connections, caches
+    saturation(&net, "BR", &["GH"], if s.quick { 10 } else { 50 }).await?; // warm-up
     let direct = saturation(&net, "BR", &["GH"], s.letters).await?;
     t.add(
         "end to end",
@@ -631,7 +709,7 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     // The largest packet the configuration allows.
     let client = net.cluster.client("BR");
     let size = net.cluster.config("BR").max_packet_size - 64 * 1024;
-    let size = if s.quick { size.min(4 << 20) } else { size };
+    let size = size.min(s.largest);
     let before = receipts(&client).await?;
     let body = json!({
         "to": ["GH"],
@@ -662,7 +740,7 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     for c in ["BR", "CV", "GH"] {
         net.wait_up(c).await?;
     }
-    saturation(&net, "BR", &["GH"], 50).await?;
+    saturation(&net, "BR", &["GH"], if s.quick { 10 } else { 50 }).await?;
     let relayed = saturation(&net, "BR", &["GH"], s.letters).await?;
     t.add(
         "end to end",
@@ -681,7 +759,7 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         net.wait_up(c).await?;
     }
     saturation(&net, "BR", &["CRIMJUST"], 5).await.ok();
-    let n = if s.quick { 10 } else { 300 };
+    let n = s.diffusions;
     let client = net.cluster.client("BR");
     let before = receipts(&client).await?;
     let started = Instant::now();
@@ -738,6 +816,22 @@ fn ratios(t: &mut Table) {
         .map(|r| r.value);
     let relayed = t.get("A → C relayed via B, 1 KiB, receipts verified at A");
     let single = t.get("store admit + commit, 1 writer (a commit each)");
+    let bulk =
+        t.0.iter()
+            .find(|r| r.what.starts_with("QUIC + mTLS bulk"))
+            .map(|r| r.value);
+    let largest =
+        t.0.iter()
+            .find(|r| r.what.starts_with("largest packet"))
+            .map(|r| r.value);
+    if let (Some(b), Some(l)) = (bulk, largest) {
+        t.add(
+            "ratios",
+            "largest packet over QUIC bulk (target ≥ 0.50)",
+            l / b,
+            "",
+        );
+    }
     if let (Some(d), Some(c)) = (direct, crypto) {
         t.add(
             "ratios",
@@ -809,6 +903,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    rt.block_on(transport_ceilings(s, &mut t))?;
     rt.block_on(end_to_end(s, &mut t))?;
     ratios(&mut t);
     t.print();
