@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use estafette_packet::fixture::{self, Bureaus, LetterSpec};
 use estafette_packet::{
-    Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter, NetworkName, Packet,
-    PacketId, Precedence, Receipt, Roster, Suite,
+    Body, BureauCode, Handling, Header, Identity, Kind, Packet, PacketId, Precedence, Receipt,
+    Roster, Suite,
 };
 use estafette_store::{Store, StoreOptions};
 use estafette_testkit::{Cluster, NodeProcess};
@@ -159,55 +160,21 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
-        let mut rng = UnwrapErr(getrandom::SysRng);
-        let mut roster = Roster::new(NetworkName::new("bench").expect("name"), 0);
-        let br = Identity::generate(code("BR"), &mut rng);
-        let gh = Identity::generate(code("GH"), &mut rng);
-        for id in [&br, &gh] {
-            roster.bureaus.push(BureauEntry {
-                code: id.code().clone(),
-                name: String::new(),
-                signing_key: id.signing_public(),
-                encryption_key: id.encryption_public(),
-                address: None,
-            });
-        }
-        Self { roster, br, gh }
-    }
-
-    fn header(&self, from: &Identity, to: &Identity, kind: Kind) -> Header {
-        Header {
-            suite: Suite::Ed25519X25519ChaCha20,
-            id: PacketId::random(&mut UnwrapErr(getrandom::SysRng)),
-            origin: from.code().clone(),
-            recipients: vec![to.code().clone()],
-            created_at_ms: 1,
-            expires_at_ms: u64::MAX / 2,
-            precedence: Precedence::Routine,
-            handling: Handling::default(),
-            kind,
+        let net = Bureaus::new("bench", &["BR", "GH"]);
+        let mut ids = net.ids.into_iter();
+        let (Some(br), Some(gh)) = (ids.next(), ids.next()) else {
+            unreachable!("the fixture made two bureaus")
+        };
+        Self {
+            roster: net.roster,
+            br,
+            gh,
         }
     }
 
     /// A sealed 1 KiB letter BR → GH.
     fn letter(&self) -> Packet {
-        let body = Body::Letter(Letter {
-            sender: code("BR"),
-            case_ref: None,
-            subject: "bench".into(),
-            in_reply_to: None,
-            content_type: "text/plain".into(),
-            content: vec![b'x'; 1024],
-        });
-        let h = self.header(&self.br, &self.gh, Kind::Letter);
-        estafette_packet::seal(
-            &self.br,
-            &self.roster,
-            h,
-            &body,
-            &mut UnwrapErr(getrandom::SysRng),
-        )
-        .expect("seal")
+        fixture::letter(&self.br, &self.roster, &["GH"], &LetterSpec::default())
     }
 
     /// All the crypto one letter costs end to end: seal and sign at the origin, verify and open
@@ -221,7 +188,17 @@ impl Pair {
             packet_digest: p.digest(),
             delivered_at_ms: 2,
         });
-        let h = self.header(&self.gh, &self.br, Kind::Receipt);
+        let h = Header {
+            suite: Suite::Ed25519X25519ChaCha20,
+            id: PacketId::random(&mut UnwrapErr(getrandom::SysRng)),
+            origin: code("GH"),
+            recipients: vec![code("BR")],
+            created_at_ms: 2,
+            expires_at_ms: u64::MAX / 2,
+            precedence: Precedence::Routine,
+            handling: Handling::default(),
+            kind: Kind::Receipt,
+        };
         let r = estafette_packet::seal(
             &self.gh,
             &self.roster,

@@ -4,11 +4,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use estafette_packet::{
-    Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter, NetworkName, Packet,
-    PacketId, Precedence, Roster, Suite, seal,
-};
-use rand_core::UnwrapErr;
+use estafette_packet::fixture::{Bureaus, LetterSpec, letter};
+use estafette_packet::{BureauCode, Identity, Packet, Roster};
 
 use super::*;
 use crate::merkle::{
@@ -18,6 +15,8 @@ use crate::merkle::{
 use crate::note::{TYPE_COSIGNATURE, TYPE_ED25519, cosign, sign_note};
 
 const NOW: u64 = 1_795_392_000_000;
+/// Bytes of content in the fixture letters.
+const CONTENT: usize = 64;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -261,23 +260,9 @@ fn code(c: &str) -> BureauCode {
 
 impl Net {
     fn new() -> Self {
-        let mut rng = UnwrapErr(getrandom::SysRng);
-        let network = NetworkName::new("t").unwrap();
-        let mut roster = Roster::new(network, NOW);
-        let (br, gh, cv) = (
-            Identity::generate(code("BR"), &mut rng),
-            Identity::generate(code("GH"), &mut rng),
-            Identity::generate(code("CV"), &mut rng),
-        );
-        for id in [&br, &gh, &cv] {
-            roster.bureaus.push(BureauEntry {
-                code: id.code().clone(),
-                name: String::new(),
-                signing_key: id.signing_public(),
-                encryption_key: id.encryption_public(),
-                address: None,
-            });
-        }
+        let net = Bureaus::new("t", &["BR", "GH", "CV"]);
+        let roster = net.roster;
+        let [br, gh, cv]: [Identity; 3] = net.ids.try_into().ok().unwrap();
         let dir = tempfile::tempdir().unwrap();
         Self {
             dir: dir.path().join("audit"),
@@ -294,27 +279,17 @@ impl Net {
     }
 
     fn packet(&self) -> Packet {
-        let mut rng = UnwrapErr(getrandom::SysRng);
-        let header = Header {
-            suite: Suite::Ed25519X25519ChaCha20,
-            id: PacketId::random(&mut rng),
-            origin: code("BR"),
-            recipients: vec![code("GH")],
-            created_at_ms: NOW,
-            expires_at_ms: NOW + 3_600_000,
-            precedence: Precedence::Routine,
-            handling: Handling::default(),
-            kind: Kind::Letter,
-        };
-        let body = Body::Letter(Letter {
-            sender: code("BR"),
-            case_ref: None,
-            subject: "s".into(),
-            in_reply_to: None,
-            content_type: "text/plain".into(),
-            content: b"secret".to_vec(),
-        });
-        seal(&self.br, &self.roster, header, &body, &mut rng).unwrap()
+        letter(
+            &self.br,
+            &self.roster,
+            &["GH"],
+            &LetterSpec {
+                content: CONTENT,
+                created_at_ms: NOW,
+                expires_at_ms: NOW + 3_600_000,
+                ..LetterSpec::default()
+            },
+        )
     }
 
     /// A log of `n` packet events with a checkpoint every 4 lines and at the end.
@@ -401,7 +376,9 @@ fn a_clean_log_verifies_and_holds_no_payload() {
     assert_eq!(report.unsigned_tail, 0);
     assert_eq!(report.origin, "estafette/t/BR");
     let text = std::fs::read_to_string(net.dir.join(log::LOG_FILE)).unwrap();
-    assert!(!text.contains("secret") && !text.contains(&B64.encode("secret")));
+    // The fixture's content is CONTENT bytes of `x`: neither they nor their base64 are logged.
+    let content = "x".repeat(CONTENT);
+    assert!(!text.contains(&content) && !text.contains(&B64.encode(&content)[..CONTENT]));
     // With only the node's public key (a C2SP vkey), no roster: the same holds.
     let key = Verifier {
         name: net.origin(),

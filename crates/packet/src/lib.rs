@@ -27,6 +27,8 @@ mod tests;
 mod code;
 pub mod crypto;
 mod error;
+#[cfg(feature = "fixtures")]
+pub mod fixture;
 mod keys;
 mod packet;
 mod roster;

@@ -1,10 +1,7 @@
 //! The store's guarantees, against a real redb file in a temporary directory.
 
-use estafette_packet::{
-    AuthorityKey, Body, BureauCode, BureauEntry, Handling, Header, Identity, Kind, Letter,
-    NetworkName, Packet, PacketId, Precedence, Roster, Suite, seal,
-};
-use rand_core::UnwrapErr;
+use estafette_packet::fixture::{Bureaus, LetterSpec};
+use estafette_packet::{BureauCode, Packet, PacketId, Precedence};
 
 use super::*;
 
@@ -18,8 +15,7 @@ const HOUR: u64 = 3_600_000;
 struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
-    roster: Roster,
-    br: Identity,
+    net: Bureaus,
 }
 
 fn code(c: &str) -> BureauCode {
@@ -30,29 +26,10 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
-        let mut rng = UnwrapErr(getrandom::SysRng);
-        let network = NetworkName::new("t").unwrap();
-        let _authority = AuthorityKey::generate(network.clone(), &mut rng);
-        let mut roster = Roster::new(network, NOW);
-        let br = Identity::generate(code("BR"), &mut rng);
-        for id in [
-            &br,
-            &Identity::generate(code("GH"), &mut rng),
-            &Identity::generate(code("NG"), &mut rng),
-        ] {
-            roster.bureaus.push(BureauEntry {
-                code: id.code().clone(),
-                name: String::new(),
-                signing_key: id.signing_public(),
-                encryption_key: id.encryption_public(),
-                address: None,
-            });
-        }
         Self {
             _dir: dir,
             path,
-            roster,
-            br,
+            net: Bureaus::new("t", &["BR", "GH", "NG"]),
         }
     }
 
@@ -61,27 +38,16 @@ impl Fixture {
     }
 
     fn packet(&self, precedence: Precedence, expires_at_ms: u64) -> Packet {
-        let mut rng = UnwrapErr(getrandom::SysRng);
-        let header = Header {
-            suite: Suite::Ed25519X25519ChaCha20,
-            id: PacketId::random(&mut rng),
-            origin: code("BR"),
-            recipients: vec![code("GH"), code("NG")],
-            created_at_ms: NOW,
-            expires_at_ms,
-            precedence,
-            handling: Handling::default(),
-            kind: Kind::Letter,
-        };
-        let body = Body::Letter(Letter {
-            sender: code("BR"),
-            case_ref: None,
-            subject: "s".into(),
-            in_reply_to: None,
-            content_type: "text/plain".into(),
-            content: b"c".to_vec(),
-        });
-        seal(&self.br, &self.roster, header, &body, &mut rng).unwrap()
+        self.net.letter(
+            "BR",
+            &["GH", "NG"],
+            &LetterSpec {
+                content: 1,
+                precedence,
+                created_at_ms: NOW,
+                expires_at_ms,
+            },
+        )
     }
 }
 
