@@ -7,7 +7,11 @@
 //! ```text
 //! cargo run --release --locked -p estafette-bench            # the full run (a few minutes)
 //! cargo run --release --locked -p estafette-bench -- --quick # seconds; CI runs it so it never rots
+//! cargo run --release --locked -p estafette-bench -- --only direct,relayed   # some parts only
 //! ```
+//!
+//! Parts: `crypto`, `store`, `transport` (the ceilings), `direct`, `latency`, `largest`,
+//! `relayed`, `diffusion`, `queued` (end to end). Ratios are printed for what was measured.
 //!
 //! The node processes are this binary again (`estafette-bench node run --config FILE` runs the
 //! same `estafette-node` code the `estafette` binary runs), so one command builds everything.
@@ -32,10 +36,25 @@ use estafette_testkit::{Cluster, NodeProcess};
 use rand_core::UnwrapErr;
 use serde_json::json;
 
+/// The parts of the run, in the order they run; `--only` picks some.
+const PARTS: [&str; 9] = [
+    "crypto",
+    "store",
+    "transport",
+    "direct",
+    "latency",
+    "largest",
+    "relayed",
+    "diffusion",
+    "queued",
+];
+
 /// How long and how much: `--quick` shrinks everything so CI can run it in seconds.
 #[derive(Debug, Clone, Copy)]
 struct Scale {
     quick: bool,
+    /// Which of [`PARTS`] run (bit i for `PARTS[i]`).
+    parts: u16,
     /// Time per micro measurement.
     span: Duration,
     /// Letters for the saturation runs.
@@ -55,10 +74,11 @@ struct Scale {
 }
 
 impl Scale {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, parts: u16) -> Self {
         if quick {
             Self {
                 quick,
+                parts,
                 span: Duration::from_millis(150),
                 letters: 100,
                 load_secs: 0.2,
@@ -71,6 +91,7 @@ impl Scale {
         } else {
             Self {
                 quick,
+                parts,
                 span: Duration::from_secs(2),
                 letters: 10_000,
                 load_secs: 10.0,
@@ -82,6 +103,29 @@ impl Scale {
             }
         }
     }
+
+    /// Whether the part named `name` (one of [`PARTS`]) runs.
+    fn runs(&self, name: &str) -> bool {
+        PARTS
+            .iter()
+            .position(|p| *p == name)
+            .is_some_and(|i| self.parts & (1 << i) != 0)
+    }
+}
+
+/// Parses `--only a,b,c` into the bit set of [`Scale::parts`].
+fn parse_parts(list: &str) -> anyhow::Result<u16> {
+    let mut parts = 0;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let i = PARTS.iter().position(|p| *p == name).with_context(|| {
+            format!("unknown part {name:?}; the parts are {}", PARTS.join(", "))
+        })?;
+        parts |= 1 << i;
+    }
+    if parts == 0 {
+        bail!("--only needs at least one of {}", PARTS.join(", "));
+    }
+    Ok(parts)
 }
 
 /// One line of the table.
@@ -217,8 +261,20 @@ fn cores() -> usize {
 }
 
 fn ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
-    eprintln!("ceilings");
     let pair = Pair::new();
+    if s.runs("crypto") {
+        eprintln!("ceilings: crypto");
+        crypto_ceilings(s, t, &pair)?;
+    }
+    if s.runs("store") {
+        eprintln!("ceilings: store");
+        store_ceilings(s, t, &pair)?;
+    }
+    Ok(())
+}
+
+/// The cryptography one packet needs, operation by operation and end to end.
+fn crypto_ceilings(s: Scale, t: &mut Table, pair: &Pair) -> anyhow::Result<()> {
     let sig = pair
         .br
         .sign_note_text("x".repeat(64).as_str())
@@ -318,7 +374,7 @@ fn ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         all,
         "packets/s",
     );
-    store_ceilings(s, t, &pair)
+    Ok(())
 }
 
 /// Store admit+commit per second: one writer (a commit each), then 64 writers (group commit).
@@ -635,8 +691,27 @@ async fn transport_ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
 }
 
 async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
-    eprintln!("end to end (node processes on loopback)");
-    // A → B direct.
+    if ["direct", "latency", "largest"].iter().any(|p| s.runs(p)) {
+        eprintln!("end to end: A → B (node processes on loopback)");
+        direct(s, t).await?;
+    }
+    if s.runs("relayed") {
+        eprintln!("end to end: A → C via B");
+        relayed(s, t).await?;
+    }
+    if s.runs("diffusion") {
+        eprintln!("end to end: a diffusion to twelve");
+        diffusion(s, t).await?;
+    }
+    if s.runs("queued") {
+        eprintln!("end to end: memory and start-up with letters queued");
+        queued(s, t).await?;
+    }
+    Ok(())
+}
+
+/// A → B: idle RSS, saturation, latency at fixed loads, the largest packet.
+async fn direct(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     let mut net = Net::new(&["BR", "GH"], &[], &["BR", "GH"])?;
     net.wait_up("BR").await?;
     net.wait_up("GH").await?;
@@ -648,15 +723,26 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         "MiB",
     );
     saturation(&net, "BR", &["GH"], if s.quick { 10 } else { 50 }).await?; // warm-up
-    let direct = saturation(&net, "BR", &["GH"], s.letters).await?;
-    t.add(
-        "end to end",
-        "A → B, 1 KiB, durable, receipts verified at A",
-        direct,
-        "packets/s",
-    );
+    // Latency at half the saturation rate needs that rate.
+    let direct = if s.runs("direct") || s.runs("latency") {
+        let direct = saturation(&net, "BR", &["GH"], s.letters).await?;
+        t.add(
+            "end to end",
+            "A → B, 1 KiB, durable, receipts verified at A",
+            direct,
+            "packets/s",
+        );
+        direct
+    } else {
+        0.0
+    };
 
-    for rate in [1000u64, (direct / 2.0) as u64] {
+    let rates = if s.runs("latency") {
+        vec![1000u64, (direct / 2.0) as u64]
+    } else {
+        Vec::new()
+    };
+    for rate in rates {
         let (p50, p99, max) = latency(&net, "BR", "GH", rate.max(1), s.load_secs).await?;
         let label = if rate == 1000 {
             "1,000/s offered".to_owned()
@@ -683,7 +769,14 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         );
     }
 
-    // The largest packet the configuration allows.
+    if s.runs("largest") {
+        largest(s, t, &net).await?;
+    }
+    Ok(())
+}
+
+/// The largest packet the configuration allows, A → B.
+async fn largest(s: Scale, t: &mut Table, net: &Net) -> anyhow::Result<()> {
     let client = net.cluster.client("BR");
     let size = net.cluster.config("BR").max_packet_size - 64 * 1024;
     let size = size.min(s.largest);
@@ -706,9 +799,11 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         size as f64 / started.elapsed().as_secs_f64() / 1e6,
         "MB/s",
     );
-    drop(net);
+    Ok(())
+}
 
-    // A → C relayed via B.
+/// A → C relayed via B.
+async fn relayed(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     let net = Net::new(
         &["BR", "CV", "GH"],
         &[("BR", "GH", "CV"), ("GH", "BR", "CV")],
@@ -725,9 +820,11 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         relayed,
         "packets/s",
     );
-    drop(net);
+    Ok(())
+}
 
-    // A diffusion to the twelve other members of CRIMJUST.
+/// A diffusion to the twelve other members of CRIMJUST.
+async fn diffusion(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     let codes = [
         "BR", "AR", "BO", "CL", "CO", "CV", "EC", "GH", "NG", "PE", "PY", "SN", "UY",
     ];
@@ -749,9 +846,11 @@ async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         n as f64 / started.elapsed().as_secs_f64(),
         "diffusions/s",
     );
-    drop(net);
+    Ok(())
+}
 
-    // Memory and start-up with many letters queued for a peer that is down.
+/// Memory and start-up with many letters queued for a peer that is down.
+async fn queued(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     let mut net = Net::new(&["BR", "GH"], &[], &["BR"])?;
     net.wait_up("BR").await?;
     let client = net.cluster.client("BR");
@@ -861,14 +960,27 @@ fn main() -> anyhow::Result<()> {
     {
         return run_node(PathBuf::from(path));
     }
-    let quick = args.iter().any(|a| a == "--quick");
-    if let Some(other) = args.iter().find(|a| *a != "--quick") {
-        bail!("unknown argument {other:?}; usage: estafette-bench [--quick]");
+    let mut quick = false;
+    let mut parts = u16::MAX;
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                let list = args.next().context("--only needs a list of parts")?;
+                parts = parse_parts(list)?;
+            }
+            other => bail!(
+                "unknown argument {other:?}; usage: estafette-bench [--quick] [--only PART,...] \
+                 (parts: {})",
+                PARTS.join(", ")
+            ),
+        }
     }
     if cfg!(debug_assertions) && !quick {
         eprintln!("warning: a debug build; run with --release for figures worth recording");
     }
-    let s = Scale::new(quick);
+    let s = Scale::new(quick, parts);
     let mut t = Table(Vec::new());
     eprintln!(
         "estafette-bench {}{}: {} cores",
@@ -880,7 +992,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(transport_ceilings(s, &mut t))?;
+    if s.runs("transport") {
+        rt.block_on(transport_ceilings(s, &mut t))?;
+    }
     rt.block_on(end_to_end(s, &mut t))?;
     ratios(&mut t);
     t.print();
