@@ -443,6 +443,11 @@ struct Net {
 }
 
 impl Net {
+    /// CPU time all the node processes have used so far.
+    fn cpu_time(&self) -> Duration {
+        self.procs.iter().filter_map(|(_, p)| p.cpu_time()).sum()
+    }
+
     fn new(codes: &[&str], routes: &[(&str, &str, &str)], up: &[&str]) -> anyhow::Result<Self> {
         let mut cluster = Cluster::new(codes, routes);
         for c in codes {
@@ -606,10 +611,20 @@ async fn latency(
     ))
 }
 
-/// Letters per second from first submission to last receipt verified at the origin.
-async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Result<f64> {
+/// What a saturation run measured.
+struct Saturation {
+    /// Letters per second from first submission to last receipt verified at the origin.
+    rate: f64,
+    /// CPU time all the node processes used per letter (ms): steadier than the rate on a
+    /// shared machine, and what the throughput work reduces.
+    cpu_ms: f64,
+}
+
+/// Submits `n` letters as fast as the origin takes them; waits for every receipt.
+async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Result<Saturation> {
     let client = net.cluster.client(from);
     let before = receipts(&client).await?;
+    let cpu = net.cpu_time();
     let started = Instant::now();
     submit(&client, to, n).await?;
     wait_receipts(
@@ -618,7 +633,9 @@ async fn saturation(net: &Net, from: &str, to: &[&str], n: usize) -> anyhow::Res
         Duration::from_secs(600),
     )
     .await?;
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let cpu_ms = net.cpu_time().saturating_sub(cpu).as_secs_f64() * 1000.0 / n as f64;
+    Ok(Saturation { rate, cpu_ms })
 }
 
 /// The transport alone: QUIC + mutual TLS with the hop protocol's framing, the receiver
@@ -729,10 +746,16 @@ async fn direct(s: Scale, t: &mut Table) -> anyhow::Result<()> {
         t.add(
             "end to end",
             "A → B, 1 KiB, durable, receipts verified at A",
-            direct,
+            direct.rate,
             "packets/s",
         );
-        direct
+        t.add(
+            "end to end",
+            "  CPU per letter, both nodes",
+            direct.cpu_ms,
+            "ms",
+        );
+        direct.rate
     } else {
         0.0
     };
@@ -817,8 +840,14 @@ async fn relayed(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     t.add(
         "end to end",
         "A → C relayed via B, 1 KiB, receipts verified at A",
-        relayed,
+        relayed.rate,
         "packets/s",
+    );
+    t.add(
+        "end to end",
+        "  CPU per letter, three nodes",
+        relayed.cpu_ms,
+        "ms",
     );
     Ok(())
 }

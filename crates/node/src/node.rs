@@ -11,7 +11,7 @@
 //! Decisions come from [`crate::engine`]; this module performs them. Store calls fsync, so they
 //! run on tokio's blocking pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,8 +34,8 @@ use crate::network::{self, NetworkError};
 
 /// Lifetime of receipts and non-delivery reports.
 pub const REPORT_TTL: Duration = Duration::from_secs(7 * 86_400);
-/// Packets taken from an outbox at a time (and offered concurrently).
-const BATCH: usize = 32;
+/// Offers in flight to one peer at most: as many as a connection lets a peer open.
+const WINDOW: usize = estafette_net::MAX_STREAMS as usize;
 /// How long an inbound handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a dial may take.
@@ -825,9 +825,10 @@ impl Shared {
         let id = packet.header().id;
         let roster = self.roster();
         let now = now_ms();
-        if let Err(e) = estafette_packet::verify(&packet, &roster, now) {
-            return refuse(id, e.to_string(), true);
-        }
+        let verified = match estafette_packet::verify(&packet, &roster, now) {
+            Ok(v) => v,
+            Err(e) => return refuse(id, e.to_string(), true),
+        };
         let mut been = vec![packet.header().origin.clone(), peer.clone()];
         been.extend(packet.route.hops.iter().cloned());
         let plan: Plan = self.router().plan(&packet.route.targets, &been);
@@ -843,7 +844,7 @@ impl Shared {
         }
         // A packet for us must open before we take responsibility for it.
         let opened = if plan.local {
-            match estafette_packet::open(&packet, &roster, &self.identity, now) {
+            match verified.open(&self.identity) {
                 Ok(o) => Some(o),
                 Err(e) => return refuse(id, e.to_string(), true),
             }
@@ -887,9 +888,9 @@ impl Shared {
                 .with_store(move |s| s.admit_report(&report, &about, update))
                 .await
             {
-                Ok(Admission::Stored(_)) => {
+                Ok((Admission::Stored(_), status)) => {
                     tracing::debug!(%peer, %id, "report applied");
-                    if let Ok(Some(st)) = self.with_store(move |s| s.status(&about)).await
+                    if let Some(st) = status
                         && st.recipients.iter().any(|(c, p)| {
                             c == &packet.header().origin && matches!(p, Progress::Delivered { .. })
                         })
@@ -907,7 +908,7 @@ impl Shared {
                         Err(e) => refuse(id, e.to_string(), false),
                     }
                 }
-                Ok(Admission::Duplicate) => Answer::Accepted(id),
+                Ok((Admission::Duplicate, _)) => Answer::Accepted(id),
                 Err(NodeError::Store(e)) if e.is_out_of_room() => {
                     refuse(id, format!("receiver cannot keep it now: {e}"), false)
                 }
@@ -1189,94 +1190,124 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
     let mut rng = UnwrapErr(getrandom::SysRng);
     let mut conn: Option<PeerConnection> = None;
     let mut failures: u32 = 0;
+    // Offers on their way (task → sequence number and precedence): a window that slides, so
+    // the link never idles waiting for the slowest offer of a batch.
+    let mut offers: JoinSet<Result<(), String>> = JoinSet::new();
+    let mut flying: HashMap<tokio::task::Id, (u64, Precedence)> = HashMap::new();
+    // Whether the outbox may hold packets not yet taken.
+    let mut more = true;
+    // A passing failure seen: no new offers until those in flight are answered, then back off.
+    let mut failed: Option<String> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let batch = {
+        if failed.is_none() && more && flying.len() <= WINDOW / 2 {
+            let skip: HashSet<u64> = flying.values().map(|(seq, _)| *seq).collect();
+            let want = WINDOW - skip.len();
             let p = peer.clone();
-            shared.with_store(move |s| s.outbox(&p, BATCH)).await
-        };
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(%peer, error = %e, "cannot read the outbox");
-                Vec::new()
+            let batch = shared
+                .with_store(move |s| s.outbox_skipping(&p, want, |seq| skip.contains(&seq)))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(%peer, error = %e, "cannot read the outbox");
+                    Vec::new()
+                });
+            more = batch.len() == want;
+            if !batch.is_empty() && conn.is_none() {
+                let attempt = tokio::select! {
+                    _ = stop.changed() => break,
+                    r = connect(&shared, &peer) => r,
+                };
+                match attempt {
+                    Ok(c) => {
+                        failures = 0;
+                        shared.peer_update(&peer, |p| {
+                            p.connected = true;
+                            p.failures = 0;
+                            p.last_seen_ms = Some(now_ms());
+                        });
+                        conn = Some(c);
+                    }
+                    Err(e) => {
+                        let delay = record_failure(
+                            &shared,
+                            &peer,
+                            &mut failures,
+                            &backoff,
+                            rng.next_u64(),
+                            e,
+                        );
+                        more = true;
+                        tokio::select! {
+                            _ = stop.changed() => break,
+                            () = tokio::time::sleep(delay) => {}
+                            // Woken by the peer connecting to us: try again now.
+                            () = wake.notified() => {}
+                        }
+                        continue;
+                    }
+                }
             }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = stop.changed() => break,
-                () = wake.notified() => {}
-                () = tokio::time::sleep(IDLE_POLL) => {}
+            // The batch comes most urgent first. Only packets of one precedence travel
+            // together: a packet goes out when everything on its way has its precedence, so
+            // the next hop takes Flash before Routine, and a Flash queued behind Routine offers
+            // (say, on a stalled link) cannot arrive mixed among them: it goes once they are
+            // answered.
+            for item in batch {
+                let precedence = item.entry.precedence;
+                if flying.values().any(|(_, p)| *p != precedence) {
+                    more = true;
+                    break;
+                }
+                let Some(c) = conn.clone() else { break };
+                let (shared, peer) = (shared.clone(), peer.clone());
+                let seq = item.seq;
+                let task = offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
+                flying.insert(task.id(), (seq, precedence));
+            }
+        }
+        if flying.is_empty() {
+            if let Some(e) = failed.take() {
+                let delay =
+                    record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
+                conn = None;
+                more = true;
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep(delay) => {}
+                    // Woken by the peer connecting to us: it is back, try now.
+                    () = wake.notified() => {}
+                }
+                continue;
+            }
+            if !more {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                more = true;
             }
             continue;
         }
-        if conn.is_none() {
-            let attempt = tokio::select! {
-                _ = stop.changed() => break,
-                r = connect(&shared, &peer) => r,
-            };
-            match attempt {
-                Ok(c) => {
-                    failures = 0;
-                    shared.peer_update(&peer, |p| {
-                        p.connected = true;
-                        p.failures = 0;
-                        p.last_seen_ms = Some(now_ms());
-                    });
-                    conn = Some(c);
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = wake.notified() => more = true,
+            Some(done) = offers.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, r)) => (id, r),
+                    Err(e) => (e.id(), Err(format!("an offer failed: {e}"))),
+                };
+                flying.remove(&id);
+                if let Err(e) = result {
+                    failed = Some(e);
                 }
-                Err(e) => {
-                    let delay =
-                        record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
-                    tokio::select! {
-                        _ = stop.changed() => break,
-                        () = tokio::time::sleep(delay) => {}
-                        // Woken by the peer connecting to us: try again now.
-                        () = wake.notified() => {}
-                    }
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.clone() else { continue };
-        // The batch comes in precedence order. Packets of one precedence go out concurrently;
-        // a lower precedence waits until every packet above it is answered, so the next hop
-        // takes Flash before Routine even though offers are in flight together.
-        let mut transient = None;
-        let mut batch = batch.into_iter().peekable();
-        while let Some(first) = batch.next() {
-            let precedence = first.entry.precedence;
-            let mut offers = JoinSet::new();
-            let mut group = vec![first];
-            while let Some(next) = batch.next_if(|n| n.entry.precedence == precedence) {
-                group.push(next);
-            }
-            for item in group {
-                let (shared, c, peer) = (shared.clone(), c.clone(), peer.clone());
-                offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
-            }
-            while let Some(r) = offers.join_next().await {
-                if let Ok(Err(e)) = r {
-                    transient = Some(e);
-                }
-            }
-            if transient.is_some() {
-                break;
-            }
-        }
-        if let Some(e) = transient {
-            let delay = record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
-            conn = None;
-            tokio::select! {
-                _ = stop.changed() => break,
-                () = tokio::time::sleep(delay) => {}
-                // Woken by the peer connecting to us: it is back, try now.
-                () = wake.notified() => {}
             }
         }
     }
+    // Let the offers on their way be answered (the node's shutdown grace bounds this).
+    while offers.join_next().await.is_some() {}
     if let Some(c) = conn {
         c.close("shutting down");
     }

@@ -55,6 +55,6 @@ pub use roster::{
     Revocation, Roster,
 };
 pub use seal::{
-    Opened, PACKET_CONTEXT, WRAP_CONTEXT, check_expiry, open, seal, verify, verify_parts,
+    Opened, PACKET_CONTEXT, Verified, WRAP_CONTEXT, check_expiry, open, seal, verify, verify_parts,
     verify_signature,
 };

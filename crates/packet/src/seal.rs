@@ -109,12 +109,37 @@ pub fn seal(
     Ok(Packet::from_signed(signed, route)?)
 }
 
+/// A packet whose signature and expiry [`verify`] checked: the proof a recipient needs to
+/// [`Verified::open`] it without checking the signature a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified<'a> {
+    packet: &'a Packet,
+}
+
+impl<'a> Verified<'a> {
+    /// The packet that verified.
+    pub fn packet(&self) -> &'a Packet {
+        self.packet
+    }
+
+    /// Unwraps the content key for `identity`, decrypts and decodes the body, and checks that
+    /// the sender sealed inside is the signing origin.
+    pub fn open(&self, identity: &Identity) -> Result<Opened, OpenError> {
+        open_verified(self.packet, identity)
+    }
+}
+
 /// Checks what anyone holding the roster can check (relays, recipients, auditors): the origin is
 /// listed and not revoked, every recipient is listed, the signature verifies over the bytes
 /// received, and the packet has not expired at `now_ms`.
-pub fn verify(packet: &Packet, roster: &Roster, now_ms: u64) -> Result<(), VerifyError> {
+pub fn verify<'a>(
+    packet: &'a Packet,
+    roster: &Roster,
+    now_ms: u64,
+) -> Result<Verified<'a>, VerifyError> {
     verify_signature(packet, roster)?;
-    check_expiry(packet.header(), now_ms)
+    check_expiry(packet.header(), now_ms)?;
+    Ok(Verified { packet })
 }
 
 /// [`verify`] without the expiry check: for reporting on a packet that has expired.
@@ -179,7 +204,11 @@ pub fn open(
     identity: &Identity,
     now_ms: u64,
 ) -> Result<Opened, OpenError> {
-    verify(packet, roster, now_ms)?;
+    verify(packet, roster, now_ms)?.open(identity)
+}
+
+/// [`open`] after [`verify`]: only reachable through [`Verified`].
+fn open_verified(packet: &Packet, identity: &Identity) -> Result<Opened, OpenError> {
     let header = packet.header();
     let me = identity.code();
     let wrapped = packet

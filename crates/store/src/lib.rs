@@ -626,13 +626,14 @@ impl Store {
     /// its `(origin, id)` like any packet and applies `update` to the status of the packet it
     /// reports on, in one transaction, storing nothing else. A crash cannot leave a report
     /// "seen" but not applied. Returns `Duplicate` (and applies nothing) for a report seen
-    /// before. `update` may be called more than once, each time on the stored status.
+    /// before, else the status as updated (`None` if this node holds no status for `about`).
+    /// `update` may be called more than once, each time on the stored status.
     pub fn admit_report(
         &self,
         report: &Packet,
         about: &PacketId,
         mut update: impl FnMut(&mut OriginStatus) + Send + 'static,
-    ) -> Result<Admission, StoreError> {
+    ) -> Result<(Admission, Option<OriginStatus>), StoreError> {
         let h = report.header();
         let (origin, id, expires_at_ms, about) = (h.origin.clone(), h.id, h.expires_at_ms, *about);
         self.write(move |txn| {
@@ -642,6 +643,17 @@ impl Store {
 
     /// Up to `limit` packets queued for `peer`, most urgent precedence first, then oldest first.
     pub fn outbox(&self, peer: &BureauCode, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.outbox_skipping(peer, limit, |_| false)
+    }
+
+    /// [`Store::outbox`] without the packets whose sequence number `skip` picks (those already
+    /// on their way): they are passed over before their bytes are read.
+    pub fn outbox_skipping(
+        &self,
+        peer: &BureauCode,
+        limit: usize,
+        skip: impl Fn(u64) -> bool,
+    ) -> Result<Vec<Stored>, StoreError> {
         let op = "read outbox";
         let txn = self.read(op)?;
         let outbox = txn.open_table(OUTBOX).map_err(db_err(op))?;
@@ -649,10 +661,15 @@ impl Store {
         let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
         let mut out = Vec::new();
         let range = (peer.as_str(), 0u8, 0u64)..=(peer.as_str(), u8::MAX, u64::MAX);
-        for item in outbox.range(range).map_err(db_err(op))?.take(limit) {
+        for item in outbox.range(range).map_err(db_err(op))? {
+            if out.len() >= limit {
+                break;
+            }
             let (key, _) = item.map_err(db_err(op))?;
             let seq = key.value().2;
-            out.push(Self::read_stored(&packets, &entries, seq, op)?);
+            if !skip(seq) {
+                out.push(Self::read_stored(&packets, &entries, seq, op)?);
+            }
         }
         Ok(out)
     }

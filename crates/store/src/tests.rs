@@ -115,6 +115,14 @@ fn outboxes_are_ordered_by_precedence_then_arrival() {
         [f1, f2, p1, r1, r2]
     );
     assert_eq!(seqs(&s.outbox(&code("CV"), 2).unwrap()), [f1, f2]);
+    // Those already on their way are passed over, and the limit counts only what is returned.
+    assert_eq!(
+        seqs(
+            &s.outbox_skipping(&code("CV"), 2, |seq| seq == f2 || seq == r1)
+                .unwrap()
+        ),
+        [f1, p1]
+    );
     assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 5);
     assert!(s.outbox(&code("GH"), 10).unwrap().is_empty());
 }
@@ -397,10 +405,10 @@ fn a_report_is_applied_once_with_its_dedup_entry() {
     let receipt = f.packet(Precedence::Routine, NOW + HOUR);
     let deliver =
         |st: &mut OriginStatus| st.recipients[0].1 = Progress::Delivered { at_ms: NOW + 1 };
-    assert!(matches!(
-        s.admit_report(&receipt, &about, deliver).unwrap(),
-        Admission::Stored(_)
-    ));
+    let (admission, updated) = s.admit_report(&receipt, &about, deliver).unwrap();
+    assert!(matches!(admission, Admission::Stored(_)));
+    // The status returned is the one stored.
+    assert_eq!(updated, s.status(&about).unwrap());
     assert_eq!(
         s.status(&about).unwrap().unwrap().recipients[0].1,
         Progress::Delivered { at_ms: NOW + 1 }
@@ -409,7 +417,7 @@ fn a_report_is_applied_once_with_its_dedup_entry() {
     let undo = |st: &mut OriginStatus| st.recipients[0].1 = Progress::Queued;
     assert_eq!(
         s.admit_report(&receipt, &about, undo).unwrap(),
-        Admission::Duplicate
+        (Admission::Duplicate, None)
     );
     assert_eq!(
         s.status(&about).unwrap().unwrap().recipients[0].1,

@@ -270,13 +270,13 @@ pub(crate) fn apply_report(
     expires_at_ms: u64,
     about: &PacketId,
     update: &mut dyn FnMut(&mut OriginStatus),
-) -> Result<Admission, StoreError> {
+) -> Result<(Admission, Option<OriginStatus>), StoreError> {
     if seen(txn, origin, id)? {
-        return Ok(Admission::Duplicate);
+        return Ok((Admission::Duplicate, None));
     }
     remember(txn, origin, id, expires_at_ms)?;
-    change_status(txn, about, update)?;
-    Ok(Admission::Stored(0))
+    let status = change_status(txn, about, update)?;
+    Ok((Admission::Stored(0), status))
 }
 
 /// Applies `change` to the stored status of packet `id`; `None` if there is none.

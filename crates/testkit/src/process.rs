@@ -88,6 +88,20 @@ impl NodeProcess {
         Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
+    /// CPU time the process has used so far, user plus system (`/proc/PID/stat`, in the
+    /// kernel's fixed 100 ticks per second); `None` if it is not running.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        // utime and stime are fields 14 and 15, that is 12 and 13 after the name.
+        let utime: u64 = fields.nth(11)?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(Duration::from_millis((utime + stime) * 10))
+    }
+
     /// SIGKILL: no shutdown, no flush; what the store had committed is all that survives.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
