@@ -3,30 +3,39 @@
 //! every `checkpoint_interval` and at shutdown, and raises an alarm when the log cannot be
 //! written — then follows `[audit] on_failure`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use estafette_audit::witness::WitnessState;
 use estafette_audit::{AuditError, AuditLog, Event};
 use estafette_packet::Identity;
+use tokio::sync::oneshot;
 
 use crate::config::{AuditConfig, AuditPolicy};
 
+/// Appends the writer takes in one go at most (one flush for all of them).
+const MAX_BATCH: usize = 1024;
+
 /// The log, its policy and its alarm.
 ///
-/// Appends are group-committed: a caller writes its lines under the log's lock (no flush), then
-/// takes the flush lock; if a flush that started after its write already covered it, it is done,
-/// else it flushes everything written so far for everyone waiting. Each caller still returns only
-/// once its own lines are on disk.
+/// Appends are group-committed by one writer thread: it takes every append waiting, writes
+/// their lines, flushes once and only then answers each (so an acknowledgement still waits for
+/// its own lines to be on disk). Callers wait on a channel, not on a thread of their own: an
+/// append costs the async caller no hand-off through the blocking pool.
 #[derive(Debug)]
 pub(crate) struct Auditor {
+    inner: Arc<Inner>,
+    appends: mpsc::Sender<Append>,
+}
+
+/// What the writer thread and the callers share.
+#[derive(Debug)]
+struct Inner {
     log: Mutex<AuditLog>,
     /// A second handle on the log file, flushed without holding `log`.
     file: std::fs::File,
-    /// Held while flushing; guards `synced`.
-    sync: Mutex<u64>,
     policy: AuditPolicy,
     every: u64,
     appends: AtomicU64,
@@ -37,6 +46,14 @@ pub(crate) struct Auditor {
     /// Per neighbour, the checkpoint size it last co-signed for us (0: none known yet; a
     /// witness that knows better answers "conflict" with its size).
     cosigned: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Events to append in order, and who waits for them to be on disk (nobody, for an event
+/// whose effect is acknowledged to no one).
+#[derive(Debug)]
+struct Append {
+    events: Vec<Event>,
+    done: Option<oneshot::Sender<Result<(), AuditError>>>,
 }
 
 /// What status and metrics show of the audit log.
@@ -57,11 +74,13 @@ pub struct AuditState {
 }
 
 impl Auditor {
-    /// Opens the log in `dir` named `origin`; records a torn last line it cut off.
+    /// Opens the log in `dir` named `origin` and starts its writer, which signs checkpoints
+    /// with `identity`; records a torn last line it cut off.
     pub(crate) fn open(
         dir: &std::path::Path,
         origin: &str,
         config: &AuditConfig,
+        identity: Arc<Identity>,
         now_ms: u64,
     ) -> Result<Self, AuditError> {
         let (mut log, cut) = AuditLog::open(dir, origin)?;
@@ -73,11 +92,9 @@ impl Auditor {
             log.append(now_ms, Event::LogRecovered { truncated_bytes })?;
         }
         let file = log.sync_handle()?;
-        let synced = log.written();
-        Ok(Self {
+        let inner = Arc::new(Inner {
             log: Mutex::new(log),
             file,
-            sync: Mutex::new(synced),
             policy: config.on_failure,
             every: config.checkpoint_every,
             appends: AtomicU64::new(0),
@@ -85,90 +102,62 @@ impl Auditor {
             alarm: AtomicBool::new(false),
             last_error: Mutex::new(None),
             cosigned: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    fn log(&self) -> std::sync::MutexGuard<'_, AuditLog> {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Appends `event`, durable when this returns `Ok`; checkpoints when `checkpoint_every`
-    /// entries have gathered. Blocking (fsync).
-    pub(crate) fn record(
-        &self,
-        identity: &Identity,
-        now_ms: u64,
-        event: Event,
-    ) -> Result<(), AuditError> {
-        self.record_all(identity, now_ms, vec![event])
-    }
-
-    /// Appends `events` in order, all durable when this returns `Ok` (one flush, shared with
-    /// whoever else is appending). Blocking.
-    pub(crate) fn record_all(
-        &self,
-        identity: &Identity,
-        now_ms: u64,
-        events: Vec<Event>,
-    ) -> Result<(), AuditError> {
-        let name = events.first().map_or("", Event::name);
-        let result = self.write_and_flush(now_ms, events).and_then(|()| {
-            let mut log = self.log();
-            if log.unchecked() >= self.every {
-                log.checkpoint(identity)?;
-            }
-            Ok(())
         });
-        match &result {
-            Ok(()) => {
-                self.appends.fetch_add(1, Ordering::Relaxed);
-                if self.alarm.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("audit log writable again: alarm cleared");
-                }
-            }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                self.alarm.store(true, Ordering::Relaxed);
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
-                tracing::error!(event = name, error = %e, policy = ?self.policy, "AUDIT LOG WRITE FAILED");
-            }
-        }
-        result
+        let (appends, queue) = mpsc::channel();
+        let writer = inner.clone();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(&writer, &identity, &queue))
+            .map_err(|source| AuditError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(Self { inner, appends })
     }
 
-    fn write_and_flush(&self, now_ms: u64, events: Vec<Event>) -> Result<(), AuditError> {
-        let mine = {
-            let mut log = self.log();
-            for event in events {
-                log.append_unsynced(now_ms, event)?;
-            }
-            log.written()
-        };
-        let mut synced = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
-        if *synced >= mine {
-            // A flush that started after our write covered it.
-            return Ok(());
+    /// Appends `events` in order; `Ok` once they are on disk (one flush shared with every
+    /// append waiting at the same time). Checkpoints when `checkpoint_every` entries gathered.
+    pub(crate) async fn record_all(&self, events: Vec<Event>) -> Result<(), AuditError> {
+        let (done, answer) = oneshot::channel();
+        self.send(events, Some(done))?;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// [`Auditor::record_all`] from a thread that may block (not from async code).
+    pub(crate) fn record_blocking(&self, event: Event) -> Result<(), AuditError> {
+        let (done, answer) = oneshot::channel();
+        self.send(vec![event], Some(done))?;
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// Appends `event` without waiting for it: for an event whose effect is acknowledged to
+    /// no one. It is on disk with the writer's next flush, which follows at once; a failure
+    /// raises the alarm like any other.
+    pub(crate) fn record_detached(&self, event: Event) {
+        if self.send(vec![event], None).is_err() {
+            self.inner.failed(&writer_gone(), "detached");
         }
-        // Everything written until now goes with this flush.
-        let target = self.log().written();
-        self.file.sync_data().map_err(|source| AuditError::Io {
-            path: self.log().dir().join(estafette_audit::log::LOG_FILE),
-            source,
-        })?;
-        *synced = target;
-        Ok(())
+    }
+
+    fn send(
+        &self,
+        events: Vec<Event>,
+        done: Option<oneshot::Sender<Result<(), AuditError>>>,
+    ) -> Result<(), AuditError> {
+        self.appends
+            .send(Append { events, done })
+            .map_err(|_| writer_gone())
     }
 
     /// While the alarm is raised, tries to write again (an `audit_resumed` entry): a success
     /// clears the alarm, so a node under `fail-closed` takes packets again once the disk has
     /// room, without a restart. Blocking.
-    pub(crate) fn probe(&self, identity: &Identity, now_ms: u64) {
-        if self.alarm.load(Ordering::Relaxed) {
-            let failures = self.failures.load(Ordering::Relaxed);
-            let _ = self.record(identity, now_ms, Event::AuditResumed { failures });
+    pub(crate) fn probe(&self) {
+        if self.inner.alarm.load(Ordering::Relaxed) {
+            let failures = self.inner.failures.load(Ordering::Relaxed);
+            let _ = self.record_blocking(Event::AuditResumed { failures });
         }
     }
 
@@ -178,32 +167,23 @@ impl Auditor {
         &self,
         identity: &Identity,
     ) -> Result<Option<(u64, String)>, AuditError> {
-        let result = {
-            let mut log = self.log();
-            log.checkpoint(identity)
-                .map(|note| note.map(|n| (log.size(), n)))
-        };
-        if let Err(e) = &result {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            self.alarm.store(true, Ordering::Relaxed);
-            tracing::error!(error = %e, "AUDIT CHECKPOINT FAILED");
-        }
-        result
+        self.inner.checkpoint(identity)
     }
 
     /// The log's directory.
     pub(crate) fn dir(&self) -> std::path::PathBuf {
-        self.log().dir().to_owned()
+        self.inner.log().dir().to_owned()
     }
 
     /// What this node co-signed last for each peer's log.
     pub(crate) fn witness_state(&self) -> WitnessState {
-        self.log().witnessed().clone()
+        self.inner.log().witnessed().clone()
     }
 
     /// The checkpoint size `peer` last co-signed for us, as far as we know.
     pub(crate) fn cosigned_by(&self, peer: &str) -> u64 {
-        self.cosigned
+        self.inner
+            .cosigned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(peer)
@@ -213,7 +193,8 @@ impl Auditor {
 
     /// Remembers that `peer` co-signed (or last co-signed) our checkpoint of `size`.
     pub(crate) fn set_cosigned_by(&self, peer: &str, size: u64) {
-        self.cosigned
+        self.inner
+            .cosigned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer.to_owned(), size);
@@ -221,8 +202,9 @@ impl Auditor {
 
     /// Whether new packets may be accepted: not while the alarm is raised under `fail-closed`.
     pub(crate) fn refusing(&self) -> Option<String> {
-        (self.policy == AuditPolicy::FailClosed && self.alarm.load(Ordering::Relaxed)).then(|| {
+        (self.inner.policy == AuditPolicy::FailClosed && self.inner.alarm.load(Ordering::Relaxed)).then(|| {
             let last = self
+                .inner
                 .last_error
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -236,25 +218,128 @@ impl Auditor {
 
     /// Whether a failed write stops the operation that asked for it.
     pub(crate) fn fail_closed(&self) -> bool {
-        self.policy == AuditPolicy::FailClosed
+        self.inner.policy == AuditPolicy::FailClosed
     }
 
     /// For status and metrics.
     pub(crate) fn state(&self) -> AuditState {
         AuditState {
-            entries: self.log().size(),
-            appends: self.appends.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
-            alarm: self.alarm.load(Ordering::Relaxed),
+            entries: self.inner.log().size(),
+            appends: self.inner.appends.load(Ordering::Relaxed),
+            failures: self.inner.failures.load(Ordering::Relaxed),
+            alarm: self.inner.alarm.load(Ordering::Relaxed),
             last_error: self
+                .inner
                 .last_error
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
-            policy: match self.policy {
+            policy: match self.inner.policy {
                 AuditPolicy::FailClosed => "fail-closed",
                 AuditPolicy::FailOpen => "fail-open",
             },
         }
+    }
+}
+
+impl Inner {
+    fn log(&self) -> std::sync::MutexGuard<'_, AuditLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Signs a checkpoint if entries arrived since the last; a failure raises the alarm.
+    fn checkpoint(&self, identity: &Identity) -> Result<Option<(u64, String)>, AuditError> {
+        let result = {
+            let mut log = self.log();
+            log.checkpoint(identity)
+                .map(|note| note.map(|n| (log.size(), n)))
+        };
+        if let Err(e) = &result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.alarm.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "AUDIT CHECKPOINT FAILED");
+        }
+        result
+    }
+
+    /// Counts a failed append and raises the alarm.
+    fn failed(&self, e: &AuditError, event: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.alarm.store(true, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+        tracing::error!(event, error = %e, policy = ?self.policy, "AUDIT LOG WRITE FAILED");
+    }
+
+    /// Counts a successful append and clears the alarm.
+    fn succeeded(&self) {
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        if self.alarm.swap(false, Ordering::Relaxed) {
+            tracing::warn!("audit log writable again: alarm cleared");
+        }
+    }
+}
+
+/// The writer thread: runs until the [`Auditor`] is gone.
+fn write_loop(inner: &Inner, identity: &Identity, queue: &mpsc::Receiver<Append>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        // Stamped when written, so times follow the order of the lines.
+        let now = crate::node::now_ms();
+        let mut results = Vec::with_capacity(batch.len());
+        let mut names = Vec::with_capacity(batch.len());
+        {
+            let mut log = inner.log();
+            for append in &mut batch {
+                names.push(append.events.first().map_or("", Event::name));
+                // A failed append leaves no partial line; the events after it are not written.
+                let written = append
+                    .events
+                    .drain(..)
+                    .try_for_each(|event| log.append_unsynced(now, event).map(drop));
+                results.push(written);
+            }
+        }
+        if results.iter().any(Result::is_ok)
+            && let Err(e) = inner.file.sync_data()
+        {
+            let path = inner.log().dir().join(estafette_audit::log::LOG_FILE);
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(AuditError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                });
+            }
+        }
+        let due = inner.log().unchecked() >= inner.every;
+        if due && results.iter().any(Result::is_ok) {
+            // Its failure raises the alarm; the lines themselves are on disk.
+            let _ = inner.checkpoint(identity);
+        }
+        for ((append, result), name) in batch.into_iter().zip(results).zip(names) {
+            match &result {
+                Ok(()) => inner.succeeded(),
+                Err(e) => inner.failed(e, name),
+            }
+            if let Some(done) = append.done {
+                let _ = done.send(result);
+            }
+        }
+    }
+}
+
+/// The error when the writer thread is gone (the node is shutting down, or it panicked).
+fn writer_gone() -> AuditError {
+    AuditError::Io {
+        path: std::path::PathBuf::from(estafette_audit::log::LOG_FILE),
+        source: std::io::Error::other("the audit writer has stopped"),
     }
 }

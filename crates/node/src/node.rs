@@ -198,7 +198,7 @@ impl Node {
                 config.bureau
             )));
         }
-        let identity = network::load_identity(&config.identity_key)?;
+        let identity = Arc::new(network::load_identity(&config.identity_key)?);
         if identity.code() != &config.bureau {
             return Err(NodeError::Roster(format!(
                 "{}: the identity is {}'s, the configuration says {}",
@@ -234,8 +234,9 @@ impl Node {
                 estafette_audit::log_origin(&config.network, &config.bureau),
             );
             let audit_config = config.audit.clone();
+            let identity = identity.clone();
             tokio::task::spawn_blocking(move || {
-                Auditor::open(&dir, &origin, &audit_config, now_ms())
+                Auditor::open(&dir, &origin, &audit_config, identity, now_ms())
                     .map_err(|e| NodeError::Audit(format!("cannot open the audit log: {e}")))
             })
             .await
@@ -250,7 +251,7 @@ impl Node {
             .collect();
         let shared = Arc::new(Shared {
             me: config.bureau.clone(),
-            identity: Arc::new(identity),
+            identity,
             audit: Arc::new(audit),
             metrics,
             roster: RwLock::new(Arc::new(roster)),
@@ -471,12 +472,7 @@ impl Shared {
 
     /// Records several events in order, with one flush (see [`Shared::audit`]).
     pub(crate) async fn audit_all(&self, events: Vec<Event>) -> Result<(), NodeError> {
-        let (audit, identity) = (self.audit.clone(), self.identity.clone());
-        let result =
-            tokio::task::spawn_blocking(move || audit.record_all(&identity, now_ms(), events))
-                .await
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
-        match result {
+        match self.audit.record_all(events).await {
             Ok(()) => Ok(()),
             Err(e) if self.audit.fail_closed() => Err(NodeError::Audit(format!(
                 "the audit log cannot be written: {e}"
@@ -1431,12 +1427,11 @@ async fn send_one(
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = shared
-                .audit(Event::Sent {
-                    packet: PacketRecord::of(&packet),
-                    to: peer.to_string(),
-                })
-                .await;
+            // Nobody is told anything on the strength of this entry: it need not be waited for.
+            shared.audit.record_detached(Event::Sent {
+                packet: PacketRecord::of(&packet),
+                to: peer.to_string(),
+            });
             tracing::debug!(%peer, %id, "handed over");
             Ok(())
         }
@@ -1482,7 +1477,7 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let (audit, identity) = (shared.audit.clone(), shared.identity.clone());
         let written = tokio::task::spawn_blocking(move || {
-            audit.probe(&identity, now_ms());
+            audit.probe();
             audit.checkpoint(&identity)
         })
         .await;
