@@ -560,19 +560,19 @@ impl Shared {
         })
         .await?;
         let stored = self
-            .with_store(move |s| {
-                s.admit_with_reply(
-                    Admit {
-                        packet: &out.packet,
-                        next_hops: &out.hops,
-                        local: out.local,
-                        status: out.status.as_ref(),
-                    },
-                    None,
-                    now,
-                )
-            })
-            .await;
+            .store
+            .admit_with_reply_async(
+                Admit {
+                    packet: &out.packet,
+                    next_hops: &out.hops,
+                    local: out.local,
+                    status: out.status.as_ref(),
+                },
+                None,
+                now,
+            )
+            .await
+            .map_err(NodeError::from);
         if let Err(e) = &stored {
             let _ = self
                 .audit(Event::Refused {
@@ -879,10 +879,11 @@ impl Shared {
             && plan.hops.is_empty()
             && let Some((about, update)) = status_update(&packet.header().origin, body)
         {
-            let report = packet.clone();
             return match self
-                .with_store(move |s| s.admit_report(&report, &about, update))
+                .store
+                .admit_report_async(&packet, &about, update)
                 .await
+                .map_err(NodeError::from)
             {
                 Ok((Admission::Stored(_), status)) => {
                     tracing::debug!(%peer, %id, "report applied");
@@ -914,28 +915,25 @@ impl Shared {
         let receipt_hops: Vec<BureauCode> =
             receipt.as_ref().map(|r| r.hops.clone()).unwrap_or_default();
         let receipt_record = receipt.as_ref().map(|r| PacketRecord::of(&r.packet));
-        let stored = {
-            let packet = packet.clone();
-            self.with_store(move |s| {
-                let reply = receipt.as_ref().map(|r| Admit {
+        let stored = self
+            .store
+            .admit_with_reply_async(
+                Admit {
+                    packet: &packet,
+                    next_hops: &hops,
+                    local,
+                    status: None,
+                },
+                receipt.as_ref().map(|r| Admit {
                     packet: &r.packet,
                     next_hops: &r.hops,
                     local: r.local,
                     status: None,
-                });
-                s.admit_with_reply(
-                    Admit {
-                        packet: &packet,
-                        next_hops: &hops,
-                        local,
-                        status: None,
-                    },
-                    reply,
-                    now,
-                )
-            })
+                }),
+                now,
+            )
             .await
-        };
+            .map_err(NodeError::from);
         match stored {
             Ok(Admission::Duplicate) => {
                 tracing::debug!(%peer, %id, "duplicate accepted again, not delivered twice");
@@ -1408,25 +1406,22 @@ async fn send_one(
     let from_me = packet.header().origin == shared.me && packet.header().kind == Kind::Letter;
     match answer {
         Answer::Accepted(_) => {
-            let p = peer.clone();
             let forwarded = targets.clone();
-            shared
-                .with_store(move |s| {
-                    if from_me {
-                        s.mark_accepted_with_status(&p, seq, &id, move |st| {
-                            for (c, pr) in &mut st.recipients {
-                                if forwarded.contains(c) && matches!(pr, Progress::Queued) {
-                                    *pr = Progress::Forwarded { at_ms: now_ms() };
-                                }
+            let marked = if from_me {
+                shared
+                    .store
+                    .mark_accepted_with_status_async(peer, seq, &id, move |st| {
+                        for (c, pr) in &mut st.recipients {
+                            if forwarded.contains(c) && matches!(pr, Progress::Queued) {
+                                *pr = Progress::Forwarded { at_ms: now_ms() };
                             }
-                        })?;
-                    } else {
-                        s.mark_accepted(&p, seq)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+                        }
+                    })
+                    .await
+            } else {
+                shared.store.mark_accepted_async(peer, seq).await
+            };
+            marked.map_err(|e| e.to_string())?;
             // Nobody is told anything on the strength of this entry: it need not be waited for.
             shared.audit.record_detached(Event::Sent {
                 packet: PacketRecord::of(&packet),
@@ -1450,9 +1445,9 @@ async fn send_one(
                     permanent: true,
                 })
                 .await;
-            let p = peer.clone();
             shared
-                .with_store(move |s| s.mark_accepted(&p, seq))
+                .store
+                .mark_accepted_async(peer, seq)
                 .await
                 .map_err(|e| e.to_string())?;
             shared

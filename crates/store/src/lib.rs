@@ -47,6 +47,11 @@ mod writer;
 use txn::{EntryChange, Item};
 use writer::{Deliver, Job};
 
+pub use pending::Pending;
+use tokio::sync::oneshot;
+
+mod pending;
+
 /// The layout this code reads and writes.
 pub const LAYOUT_VERSION: u64 = 1;
 
@@ -505,31 +510,46 @@ impl Store {
     }
 
     /// Hands `change` to the writer and waits until the commit that holds it returned.
+    /// Applies `change` through the writer and blocks until it committed.
     fn write<T: Send + 'static>(
         &self,
-        mut change: impl FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        change: impl FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (answer, answered) = mpsc::sync_channel::<Result<T, StoreError>>(1);
+        self.enqueue(change).wait()
+    }
+
+    /// Hands `change` to the writer; the answer comes once its batch committed.
+    fn enqueue<T: Send + 'static>(
+        &self,
+        mut change: impl FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Pending<T> {
+        let (answer, answered) = oneshot::channel::<Result<T, StoreError>>();
+        // The job may run twice (alone after a failed batch) but answers once.
+        let answer = Arc::new(std::sync::Mutex::new(Some(answer)));
         let ok = answer.clone();
+        let reply = move |slot: &std::sync::Mutex<Option<_>>, value| {
+            if let Some(tx) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _: Result<(), _> = oneshot::Sender::send(tx, value);
+            }
+        };
         let job = Job {
             work: Box::new(move |txn| {
                 let value = change(txn)?;
                 let ok = ok.clone();
-                let deliver: Deliver = Box::new(move || {
-                    let _ = ok.send(Ok(value));
-                });
+                let deliver: Deliver = Box::new(move || reply(&ok, Ok(value)));
                 Ok(deliver)
             }),
-            fail: Box::new(move |e| {
-                let _ = answer.send(Err(e));
-            }),
+            fail: Box::new(move |e| reply(&answer, Err(e))),
         };
-        self.jobs
+        let sent = self
+            .jobs
             .as_ref()
-            .ok_or_else(writer_gone)?
-            .send(job)
-            .map_err(|_| writer_gone())?;
-        answered.recv().map_err(|_| writer_gone())?
+            .ok_or_else(writer_gone)
+            .and_then(|jobs| jobs.send(job).map_err(|_| writer_gone()));
+        Pending(match sent {
+            Ok(()) => Ok(answered),
+            Err(e) => Err(Some(e)),
+        })
     }
 
     fn read(&self, op: &'static str) -> Result<ReadTransaction, StoreError> {
@@ -604,10 +624,26 @@ impl Store {
         reply: Option<Admit<'_>>,
         now_ms: u64,
     ) -> Result<Admission, StoreError> {
-        let first = self.item(&first)?;
-        let reply = reply.map(|r| self.item(&r)).transpose()?;
+        self.admit_with_reply_async(first, reply, now_ms).wait()
+    }
+
+    /// [`Store::admit_with_reply`] to be awaited.
+    pub fn admit_with_reply_async(
+        &self,
+        first: Admit<'_>,
+        reply: Option<Admit<'_>>,
+        now_ms: u64,
+    ) -> Pending<Admission> {
+        let items = self.item(&first).and_then(|first| {
+            let reply = reply.map(|r| self.item(&r)).transpose()?;
+            Ok((first, reply))
+        });
+        let (first, reply) = match items {
+            Ok(items) => items,
+            Err(e) => return Pending::failed(e),
+        };
         let shared = self.shared.clone();
-        self.write(move |txn| {
+        self.enqueue(move |txn| {
             let items: Vec<&Item> = std::iter::once(&first).chain(reply.as_ref()).collect();
             // A duplicate needs no room; anything else must fit whole before a byte is written.
             if txn::insert_is_duplicate(txn, &first)? {
@@ -632,11 +668,21 @@ impl Store {
         &self,
         report: &Packet,
         about: &PacketId,
-        mut update: impl FnMut(&mut OriginStatus) + Send + 'static,
+        update: impl FnMut(&mut OriginStatus) + Send + 'static,
     ) -> Result<(Admission, Option<OriginStatus>), StoreError> {
+        self.admit_report_async(report, about, update).wait()
+    }
+
+    /// [`Store::admit_report`] to be awaited.
+    pub fn admit_report_async(
+        &self,
+        report: &Packet,
+        about: &PacketId,
+        mut update: impl FnMut(&mut OriginStatus) + Send + 'static,
+    ) -> Pending<(Admission, Option<OriginStatus>)> {
         let h = report.header();
         let (origin, id, expires_at_ms, about) = (h.origin.clone(), h.id, h.expires_at_ms, *about);
-        self.write(move |txn| {
+        self.enqueue(move |txn| {
             txn::apply_report(txn, &origin, &id, expires_at_ms, &about, &mut update)
         })
     }
@@ -793,8 +839,13 @@ impl Store {
     /// deleted once no next hop and not the inbox need it. Returns false if it was not queued
     /// for `peer` (already accepted, or expired): accepting twice is harmless.
     pub fn mark_accepted(&self, peer: &BureauCode, seq: u64) -> Result<bool, StoreError> {
+        self.mark_accepted_async(peer, seq).wait()
+    }
+
+    /// [`Store::mark_accepted`] to be awaited.
+    pub fn mark_accepted_async(&self, peer: &BureauCode, seq: u64) -> Pending<bool> {
         let peer = peer.clone();
-        self.write(move |txn| txn::update_entry(txn, seq, &EntryChange::Accepted(&peer)))
+        self.enqueue(move |txn| txn::update_entry(txn, seq, &EntryChange::Accepted(&peer)))
     }
 
     /// [`Store::mark_accepted`], and for a packet this node originated, `change` applied to its
@@ -804,10 +855,22 @@ impl Store {
         peer: &BureauCode,
         seq: u64,
         id: &PacketId,
-        mut change: impl FnMut(&mut OriginStatus) + Send + 'static,
+        change: impl FnMut(&mut OriginStatus) + Send + 'static,
     ) -> Result<bool, StoreError> {
+        self.mark_accepted_with_status_async(peer, seq, id, change)
+            .wait()
+    }
+
+    /// [`Store::mark_accepted_with_status`] to be awaited.
+    pub fn mark_accepted_with_status_async(
+        &self,
+        peer: &BureauCode,
+        seq: u64,
+        id: &PacketId,
+        mut change: impl FnMut(&mut OriginStatus) + Send + 'static,
+    ) -> Pending<bool> {
         let (peer, id) = (peer.clone(), *id);
-        self.write(move |txn| {
+        self.enqueue(move |txn| {
             let taken = txn::update_entry(txn, seq, &EntryChange::Accepted(&peer))?;
             txn::change_status(txn, &id, &mut change)?;
             Ok(taken)

@@ -814,3 +814,48 @@ fn the_outbox_limit_is_per_peer_and_recounted_at_open() {
         vec![("CV".to_owned(), 2), ("NG".to_owned(), 2)]
     );
 }
+
+#[test]
+fn writes_can_be_awaited_without_a_thread_waiting() {
+    let f = Fixture::new();
+    let s = f.store();
+    // A current-thread runtime has no other thread: the answer must come over the channel,
+    // and only once the commit is done (the packet is then in the outbox).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cv = [code("CV")];
+    let p = f.packet(Precedence::Routine, NOW + HOUR);
+    let admit = |packet| Admit {
+        packet,
+        next_hops: &cv,
+        local: false,
+        status: None,
+    };
+    let seq = stored(
+        rt.block_on(s.admit_with_reply_async(admit(&p), None, NOW))
+            .unwrap(),
+    );
+    assert_eq!(seqs(&s.outbox(&code("CV"), 10).unwrap()), [seq]);
+    assert_eq!(
+        rt.block_on(s.admit_with_reply_async(admit(&p), None, NOW))
+            .unwrap(),
+        Admission::Duplicate
+    );
+    assert!(
+        rt.block_on(s.mark_accepted_async(&code("CV"), seq))
+            .unwrap()
+    );
+    assert!(s.outbox(&code("CV"), 10).unwrap().is_empty());
+    // What cannot reach the writer fails at once, with the same error as the blocking call.
+    let none = Admit {
+        packet: &p,
+        next_hops: &[],
+        local: false,
+        status: None,
+    };
+    assert!(matches!(
+        rt.block_on(s.admit_with_reply_async(none, None, NOW)),
+        Err(StoreError::NoDestination)
+    ));
+}
