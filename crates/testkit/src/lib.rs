@@ -230,7 +230,8 @@ impl Cluster {
         let mut text = format!(
             "bureau = \"{}\"\nnetwork = \"{}\"\nauthority_key = \"{}\"\nroster = {:?}\nidentity_key = {:?}\n\
              tls_cert = {:?}\ntls_key = {:?}\nca_cert = {:?}\nlisten = \"{}\"\n\n[store]\ndir = {:?}\n\
-             max_bytes = {}\nmax_outbox_per_peer = {}\n\n[api]\nsocket = {:?}\n\n[log]\nfilter = {:?}\n",
+             max_bytes = {}\nmax_outbox_per_peer = {}\ncommit_batch = {}\ncommit_wait_us = {}\n\n\
+             [api]\nsocket = {:?}\n\n[log]\nfilter = {:?}\n",
             c.bureau,
             c.network,
             c.authority_key,
@@ -243,6 +244,8 @@ impl Cluster {
             c.store.dir,
             c.store.max_bytes,
             c.store.max_outbox_per_peer,
+            c.store.commit_batch,
+            c.store.commit_wait_us,
             c.api.socket,
             c.log.filter,
         );
