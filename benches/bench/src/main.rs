@@ -10,7 +10,7 @@
 //! cargo run --release --locked -p estafette-bench -- --only direct,relayed   # some parts only
 //! ```
 //!
-//! Parts: `crypto`, `store`, `transport` (the ceilings), `direct`, `latency`, `largest`,
+//! Parts: `crypto`, `store`, `transport` (the ceilings), `direct`, `latency`, `largest`, `bulk`,
 //! `relayed`, `diffusion`, `queued` (end to end). Ratios are printed for what was measured.
 //!
 //! The node processes are this binary again (`estafette-bench node run --config FILE` runs the
@@ -37,13 +37,14 @@ use rand_core::UnwrapErr;
 use serde_json::json;
 
 /// The parts of the run, in the order they run; `--only` picks some.
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 10] = [
     "crypto",
     "store",
     "transport",
     "direct",
     "latency",
     "largest",
+    "bulk",
     "relayed",
     "diffusion",
     "queued",
@@ -65,6 +66,8 @@ struct Scale {
     diffusions: usize,
     /// Content of the largest packet, at most (bytes).
     largest: usize,
+    /// Bytes sent A → B as letters of the largest size (1 GiB: the NNCP comparison's file).
+    bulk: usize,
     /// Letters queued for the memory and start-up measurement.
     queued: usize,
     /// Packets for the store measurement without group commit.
@@ -84,6 +87,7 @@ impl Scale {
                 load_secs: 0.2,
                 diffusions: 3,
                 largest: 1 << 20,
+                bulk: 4 << 20,
                 queued: 500,
                 store_single: 50,
                 store_group: 256,
@@ -97,6 +101,7 @@ impl Scale {
                 load_secs: 10.0,
                 diffusions: 300,
                 largest: usize::MAX,
+                bulk: 1 << 30,
                 queued: 100_000,
                 store_single: 4_000,
                 store_group: 40_000,
@@ -708,7 +713,10 @@ async fn transport_ceilings(s: Scale, t: &mut Table) -> anyhow::Result<()> {
 }
 
 async fn end_to_end(s: Scale, t: &mut Table) -> anyhow::Result<()> {
-    if ["direct", "latency", "largest"].iter().any(|p| s.runs(p)) {
+    if ["direct", "latency", "largest", "bulk"]
+        .iter()
+        .any(|p| s.runs(p))
+    {
         eprintln!("end to end: A → B (node processes on loopback)");
         direct(s, t).await?;
     }
@@ -795,6 +803,9 @@ async fn direct(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     if s.runs("largest") {
         largest(s, t, &net).await?;
     }
+    if s.runs("bulk") {
+        bulk(s, t, &net).await?;
+    }
     Ok(())
 }
 
@@ -820,6 +831,48 @@ async fn largest(s: Scale, t: &mut Table, net: &Net) -> anyhow::Result<()> {
             size >> 20
         ),
         size as f64 / started.elapsed().as_secs_f64() / 1e6,
+        "MB/s",
+    );
+    Ok(())
+}
+
+/// [`Scale::bulk`] bytes A → B as letters of the largest size, two submitted at a time (what a
+/// bureau sending a 1 GiB file would do: the largest packet is 64 MiB). MB/s until the last
+/// receipt is verified at A.
+async fn bulk(s: Scale, t: &mut Table, net: &Net) -> anyhow::Result<()> {
+    let client = net.cluster.client("BR");
+    let size = (net.cluster.config("BR").max_packet_size - 64 * 1024).min(s.largest);
+    let letters = s.bulk.div_ceil(size);
+    let before = receipts(&client).await?;
+    let body = Arc::new(json!({
+        "to": ["GH"],
+        "subject": "bulk",
+        "content_type": "application/octet-stream",
+        "content_base64": B64.encode(vec![0x5a; size]),
+    }));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..2 {
+        let (client, body) = (client.clone(), body.clone());
+        tasks.spawn(async move {
+            for _ in (w..letters).step_by(2) {
+                client.post("/v1/messages", &body).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    wait_receipts(&client, before + letters as u64, Duration::from_secs(900)).await?;
+    t.add(
+        "end to end",
+        format!(
+            "{} MiB A → B as {letters} letters of {} MiB, receipts",
+            (letters * size) >> 20,
+            size >> 20
+        ),
+        (letters * size) as f64 / started.elapsed().as_secs_f64() / 1e6,
         "MB/s",
     );
     Ok(())
