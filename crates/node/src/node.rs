@@ -36,6 +36,9 @@ use crate::network::{self, NetworkError};
 pub const REPORT_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// Offers in flight to one peer at most: as many as a connection lets a peer open.
 const WINDOW: usize = estafette_net::MAX_STREAMS as usize;
+/// Bytes of packets in flight to one peer at most (plus one packet): packets of the largest
+/// size go two at a time (so one is sent while the other is stored at the next hop), not 64.
+const WINDOW_BYTES: usize = 128 << 20;
 /// How long an inbound handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a dial may take.
@@ -1187,7 +1190,7 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
     // Offers on their way (task → sequence number and precedence): a window that slides, so
     // the link never idles waiting for the slowest offer of a batch.
     let mut offers: JoinSet<Result<(), String>> = JoinSet::new();
-    let mut flying: HashMap<tokio::task::Id, (u64, Precedence)> = HashMap::new();
+    let mut flying: HashMap<tokio::task::Id, (u64, Precedence, usize)> = HashMap::new();
     // Whether the outbox may hold packets not yet taken.
     let mut more = true;
     // A passing failure seen: no new offers until those in flight are answered, then back off.
@@ -1196,18 +1199,22 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
         if *stop.borrow() {
             break;
         }
-        if failed.is_none() && more && flying.len() <= WINDOW / 2 {
-            let skip: HashSet<u64> = flying.values().map(|(seq, _)| *seq).collect();
+        let in_flight: usize = flying.values().map(|(_, _, bytes)| bytes).sum();
+        if failed.is_none() && more && flying.len() <= WINDOW / 2 && in_flight < WINDOW_BYTES / 2 {
+            let skip: HashSet<u64> = flying.values().map(|(seq, _, _)| *seq).collect();
             let want = WINDOW - skip.len();
+            let room = WINDOW_BYTES - in_flight;
             let p = peer.clone();
             let batch = shared
-                .with_store(move |s| s.outbox_skipping(&p, want, |seq| skip.contains(&seq)))
+                .with_store(move |s| s.outbox_skipping(&p, want, room, |seq| skip.contains(&seq)))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(%peer, error = %e, "cannot read the outbox");
                     Vec::new()
                 });
-            more = batch.len() == want;
+            // Fewer than asked for means the outbox held no more, unless the byte budget cut it.
+            more =
+                batch.len() == want || batch.iter().map(|b| b.bytes.len()).sum::<usize>() >= room;
             if !batch.is_empty() && conn.is_none() {
                 let attempt = tokio::select! {
                     _ = stop.changed() => break,
@@ -1250,15 +1257,15 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
             // answered.
             for item in batch {
                 let precedence = item.entry.precedence;
-                if flying.values().any(|(_, p)| *p != precedence) {
+                if flying.values().any(|(_, p, _)| *p != precedence) {
                     more = true;
                     break;
                 }
                 let Some(c) = conn.clone() else { break };
                 let (shared, peer) = (shared.clone(), peer.clone());
-                let seq = item.seq;
+                let (seq, bytes) = (item.seq, item.bytes.len());
                 let task = offers.spawn(async move { send_one(&shared, &c, &peer, item).await });
-                flying.insert(task.id(), (seq, precedence));
+                flying.insert(task.id(), (seq, precedence, bytes));
             }
         }
         if flying.is_empty() {

@@ -689,15 +689,18 @@ impl Store {
 
     /// Up to `limit` packets queued for `peer`, most urgent precedence first, then oldest first.
     pub fn outbox(&self, peer: &BureauCode, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        self.outbox_skipping(peer, limit, |_| false)
+        self.outbox_skipping(peer, limit, usize::MAX, |_| false)
     }
 
     /// [`Store::outbox`] without the packets whose sequence number `skip` picks (those already
-    /// on their way): they are passed over before their bytes are read.
+    /// on their way): they are passed over before their bytes are read. Stops once the packets
+    /// read hold `max_bytes` (at least one packet is read, whatever its size), so a worker
+    /// never holds more than about `max_bytes` plus one packet of large packets in memory.
     pub fn outbox_skipping(
         &self,
         peer: &BureauCode,
         limit: usize,
+        max_bytes: usize,
         skip: impl Fn(u64) -> bool,
     ) -> Result<Vec<Stored>, StoreError> {
         let op = "read outbox";
@@ -707,14 +710,17 @@ impl Store {
         let entries = txn.open_table(ENTRIES).map_err(db_err(op))?;
         let mut out = Vec::new();
         let range = (peer.as_str(), 0u8, 0u64)..=(peer.as_str(), u8::MAX, u64::MAX);
+        let mut bytes = 0usize;
         for item in outbox.range(range).map_err(db_err(op))? {
-            if out.len() >= limit {
+            if out.len() >= limit || (bytes >= max_bytes && !out.is_empty()) {
                 break;
             }
             let (key, _) = item.map_err(db_err(op))?;
             let seq = key.value().2;
             if !skip(seq) {
-                out.push(Self::read_stored(&packets, &entries, seq, op)?);
+                let stored = Self::read_stored(&packets, &entries, seq, op)?;
+                bytes = bytes.saturating_add(stored.bytes.len());
+                out.push(stored);
             }
         }
         Ok(out)

@@ -118,10 +118,22 @@ fn outboxes_are_ordered_by_precedence_then_arrival() {
     // Those already on their way are passed over, and the limit counts only what is returned.
     assert_eq!(
         seqs(
-            &s.outbox_skipping(&code("CV"), 2, |seq| seq == f2 || seq == r1)
+            &s.outbox_skipping(&code("CV"), 2, usize::MAX, |seq| seq == f2 || seq == r1)
                 .unwrap()
         ),
         [f1, p1]
+    );
+    // A byte budget stops the read once reached, but always lets one packet through.
+    assert_eq!(
+        seqs(&s.outbox_skipping(&code("CV"), 10, 1, |_| false).unwrap()),
+        [f1]
+    );
+    assert_eq!(
+        seqs(
+            &s.outbox_skipping(&code("CV"), 10, 0, |seq| seq == f1)
+                .unwrap()
+        ),
+        [f2]
     );
     assert_eq!(s.outbox_depth(&code("CV")).unwrap(), 5);
     assert!(s.outbox(&code("GH"), 10).unwrap().is_empty());
