@@ -281,6 +281,106 @@ async fn the_local_api_names_its_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_goes_as_the_raw_body_byte_for_byte() {
+    use base64::Engine as _;
+    use estafette_node::api::RawSendQuery;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let c = Cluster::new(&["BR", "GH"], &[]);
+    let (br, gh) = (c.start("BR").await, c.start("GH").await);
+    let api = c.client("BR");
+    // Every byte value, and more than one network packet's worth.
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let meta = RawSendQuery {
+        to: "GH".into(),
+        subject: "analysis file".into(),
+        case_ref: Some("BR-2026-0042".into()),
+        precedence: Some(estafette_packet::Precedence::Priority),
+        ttl: Some("1d".into()),
+        ..RawSendQuery::default()
+    };
+    let sent = api
+        .send_raw(&meta, "application/pdf", content.clone())
+        .await
+        .unwrap();
+    let id = sent["id"].as_str().unwrap().to_owned();
+    delivered(&api, &id, 30).await;
+    let read = c
+        .client("GH")
+        .get(&format!("/v1/inbox/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(read["content_type"], "application/pdf");
+    assert_eq!(read["subject"], "analysis file");
+    assert_eq!(read["case_ref"], "BR-2026-0042");
+    assert_eq!(read["precedence"], "priority");
+    let got = b64
+        .decode(read["content_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(got == content, "the content arrived changed");
+
+    // The CLI sends a file the same way.
+    let file = c.net.dir.root().join("notice.bin");
+    std::fs::write(&file, &content[..1000]).unwrap();
+    let conf = c.write_config("BR");
+    let out = tokio::task::spawn_blocking(move || {
+        crate::util::estafette(&[
+            "send",
+            "--config",
+            crate::util::p(&conf),
+            "--to",
+            "GH",
+            "--subject",
+            "from a file",
+            "--file",
+            crate::util::p(&file),
+        ])
+    })
+    .await
+    .unwrap();
+    let id = crate::util::ok(&out).trim().to_owned();
+    delivered(&api, &id, 30).await;
+    let read = c
+        .client("GH")
+        .get(&format!("/v1/inbox/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(read["content_type"], "application/octet-stream");
+    assert_eq!(
+        b64.decode(read["content_base64"].as_str().unwrap())
+            .unwrap(),
+        content[..1000]
+    );
+
+    // A raw upload without its metadata, or with a field the API does not know, is refused.
+    let err = api
+        .send_raw(&RawSendQuery::default(), "application/pdf", vec![1])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("bad_request") && err.to_string().contains("?to="),
+        "{err}"
+    );
+    let err = api
+        .send_raw(
+            &RawSendQuery {
+                to: "ZZ".into(),
+                subject: "s".into(),
+                ..RawSendQuery::default()
+            },
+            "application/pdf",
+            vec![1],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("neither a bureau nor a group"),
+        "{err}"
+    );
+    br.shutdown(GRACE).await;
+    gh.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sends_reads_and_acknowledges() {
     use crate::util::{estafette, ok, p};
     let c = Cluster::new(&["BR", "GH"], &[]);

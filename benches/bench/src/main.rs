@@ -809,20 +809,27 @@ async fn direct(s: Scale, t: &mut Table) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The largest packet the configuration allows, A → B.
+/// A letter to GH whose content goes as the raw body of the request (no base64, as
+/// `estafette send --file` sends it).
+fn raw_meta(subject: &str) -> estafette_node::api::RawSendQuery {
+    estafette_node::api::RawSendQuery {
+        to: "GH".into(),
+        subject: subject.into(),
+        ..Default::default()
+    }
+}
+
+/// The largest packet the configuration allows, A → B, sent as a file is.
 async fn largest(s: Scale, t: &mut Table, net: &Net) -> anyhow::Result<()> {
     let client = net.cluster.client("BR");
     let size = net.cluster.config("BR").max_packet_size - 64 * 1024;
     let size = size.min(s.largest);
     let before = receipts(&client).await?;
-    let body = json!({
-        "to": ["GH"],
-        "subject": "large",
-        "content_type": "application/octet-stream",
-        "content_base64": B64.encode(vec![0x5a; size]),
-    });
+    let content = vec![0x5a; size];
     let started = Instant::now();
-    client.post("/v1/messages", &body).await?;
+    client
+        .send_raw(&raw_meta("large"), "application/octet-stream", content)
+        .await?;
     wait_receipts(&client, before + 1, Duration::from_secs(300)).await?;
     t.add(
         "end to end",
@@ -844,19 +851,17 @@ async fn bulk(s: Scale, t: &mut Table, net: &Net) -> anyhow::Result<()> {
     let size = (net.cluster.config("BR").max_packet_size - 64 * 1024).min(s.largest);
     let letters = s.bulk.div_ceil(size);
     let before = receipts(&client).await?;
-    let body = Arc::new(json!({
-        "to": ["GH"],
-        "subject": "bulk",
-        "content_type": "application/octet-stream",
-        "content_base64": B64.encode(vec![0x5a; size]),
-    }));
+    let content = Arc::new(vec![0x5a; size]);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..2 {
-        let (client, body) = (client.clone(), body.clone());
+        let (client, content) = (client.clone(), content.clone());
         tasks.spawn(async move {
             for _ in (w..letters).step_by(2) {
-                client.post("/v1/messages", &body).await?;
+                let content = content.to_vec();
+                client
+                    .send_raw(&raw_meta("bulk"), "application/octet-stream", content)
+                    .await?;
             }
             Ok::<_, anyhow::Error>(())
         });

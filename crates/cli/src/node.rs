@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use base64::Engine as _;
 use clap::{Args, Subcommand};
 use estafette_node::client::ApiClient;
 use estafette_node::config::{LogFormat, NodeConfig};
@@ -225,6 +224,34 @@ pub(crate) fn send(args: SendArgs) -> Result<(), Failure> {
     let config = load(&args.config)?;
     let mut to = args.to.clone();
     to.extend(args.group.iter().cloned());
+    let client = ApiClient::from_config(&config)?;
+    if let (None, Some(f)) = (&args.text, &args.file) {
+        // A file goes as the raw body: no base64, no JSON copy of it in memory.
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let meta = estafette_node::api::RawSendQuery {
+            to: to.join(","),
+            subject: args.subject.clone(),
+            case_ref: args.case_ref.clone(),
+            in_reply_to: None,
+            precedence: Some(serde_json::from_value(json!(args.precedence)).map_err(|_| {
+                Failure::usage(anyhow::anyhow!(
+                    "--precedence {:?}: give flash, immediate, priority or routine",
+                    args.precedence
+                ))
+            })?),
+            ttl: Some(args.ttl.clone()),
+            classification: None,
+        };
+        let content_type = args
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        let answer = runtime()?
+            .block_on(client.send_raw(&meta, content_type, bytes))
+            .map_err(api_failure)?;
+        println!("{}", answer["id"].as_str().unwrap_or_default());
+        return Ok(());
+    }
     let mut body = json!({
         "to": to,
         "subject": args.subject,
@@ -243,18 +270,8 @@ pub(crate) fn send(args: SendArgs) -> Result<(), Failure> {
                     .unwrap_or("text/plain; charset=utf-8")
             );
         }
-        (None, Some(f)) => {
-            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            body["content_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
-            body["content_type"] = json!(
-                args.content_type
-                    .as_deref()
-                    .unwrap_or("application/octet-stream")
-            );
-        }
-        (None, None) => return Err(Failure::usage(anyhow::anyhow!("give --text or --file"))),
+        _ => return Err(Failure::usage(anyhow::anyhow!("give --text or --file"))),
     }
-    let client = ApiClient::from_config(&config)?;
     let answer = runtime()?
         .block_on(client.post("/v1/messages", &body))
         .map_err(api_failure)?;

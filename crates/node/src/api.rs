@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRequest as _;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -127,6 +128,35 @@ pub struct SendRequest {
     pub classification: Option<String>,
 }
 
+/// `POST /v1/messages` with the content as the raw body: the fields of [`SendRequest`] but the
+/// content, in the query string (`to` comma-separated), the body's `Content-Type` as the
+/// letter's. No base64: a 60 MiB file goes as 60 MiB, not as 80 MiB of JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSendQuery {
+    /// Bureau codes and group names, comma-separated.
+    #[serde(default)]
+    pub to: String,
+    /// Subject line.
+    #[serde(default)]
+    pub subject: String,
+    /// Case reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_ref: Option<String>,
+    /// Packet id (hex) this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    /// `flash`, `immediate`, `priority` or `routine` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precedence: Option<Precedence>,
+    /// Lifetime, e.g. `90s`, `12h`, `7d` (default 7d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Classification label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+}
+
 /// Parses a message lifetime: `90s`, `15m`, `12h`, `7d`, between 1 s and 366 days.
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     crate::config::parse_duration(s).map_err(|e| format!("ttl {e}"))
@@ -134,10 +164,60 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 async fn send(
     State(shared): State<Arc<Shared>>,
-    req: Result<Json<SendRequest>, JsonRejection>,
+    query: Result<Query<RawSendQuery>, QueryRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let Json(req) = req.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let content = match (req.text, req.content_base64) {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::bad_request("the Content-Type header is not text"))
+        })
+        .transpose()?;
+    let is_json = content_type
+        .as_deref()
+        .is_none_or(|t| t.starts_with("application/json"));
+    if is_json {
+        let req: Result<Json<SendRequest>, JsonRejection> = Json::from_request(request, &()).await;
+        let Json(req) = req.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        return send_json(&shared, req).await;
+    }
+    // Any other type is the content itself, its metadata in the query string.
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if q.to.trim().is_empty() || q.subject.is_empty() {
+        return Err(ApiError::bad_request(
+            "a raw upload needs ?to=…&subject=… in the query string (to: codes and groups, comma-separated)",
+        ));
+    }
+    let body = axum::body::Bytes::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let req = SendRequest {
+        to: q
+            .to
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        subject: q.subject,
+        case_ref: q.case_ref,
+        in_reply_to: q.in_reply_to,
+        precedence: q.precedence,
+        ttl: q.ttl,
+        content_type,
+        text: None,
+        content_base64: None,
+        classification: q.classification,
+    };
+    submit(&shared, req, body.into()).await
+}
+
+/// `POST /v1/messages` with a JSON body.
+async fn send_json(shared: &Shared, req: SendRequest) -> Result<Response, ApiError> {
+    let content = match (req.text.clone(), req.content_base64.as_deref()) {
         (Some(t), None) => t.into_bytes(),
         (None, Some(b)) => B64
             .decode(b)
@@ -148,6 +228,11 @@ async fn send(
             ));
         }
     };
+    submit(shared, req, content).await
+}
+
+/// Seals and stores one letter; answers 201 with its id once it is durable.
+async fn submit(shared: &Shared, req: SendRequest, content: Vec<u8>) -> Result<Response, ApiError> {
     let ttl = req
         .ttl
         .as_deref()

@@ -99,14 +99,31 @@ impl ApiClient {
 
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.request("POST", path, Some(body)).await
+        let body = Bytes::from(body.to_string());
+        self.request("POST", path, Some(("application/json", body)))
+            .await
+    }
+
+    /// Sends a letter whose content is `content` as is (no base64): `POST /v1/messages` with
+    /// the metadata in the query string and `content_type` as the body's type.
+    pub async fn send_raw(
+        &self,
+        meta: &crate::api::RawSendQuery,
+        content_type: &str,
+        content: Vec<u8>,
+    ) -> Result<Value, ClientError> {
+        let query =
+            serde_urlencoded::to_string(meta).map_err(|e| ClientError::Http(e.to_string()))?;
+        let path = format!("/v1/messages?{query}");
+        self.request("POST", &path, Some((content_type, Bytes::from(content))))
+            .await
     }
 
     async fn request(
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<(&str, Bytes)>,
     ) -> Result<Value, ClientError> {
         tokio::time::timeout(TIMEOUT, self.request_inner(method, path, body))
             .await
@@ -117,16 +134,19 @@ impl ApiClient {
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<(&str, Bytes)>,
     ) -> Result<Value, ClientError> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost");
-        if !body.is_empty() {
-            req = req.header("content-type", "application/json");
-        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                req = req.header("content-type", content_type);
+                bytes
+            }
+            None => Bytes::new(),
+        };
         let (status, bytes) = match &self.target {
             Target::Unix(p) => {
                 let stream = tokio::net::UnixStream::connect(p).await.map_err(|source| {
@@ -179,7 +199,7 @@ impl ApiClient {
 async fn send<S>(
     stream: S,
     req: hyper::http::request::Builder,
-    body: String,
+    body: Bytes,
 ) -> Result<(u16, Bytes), ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -189,9 +209,7 @@ where
         .await
         .map_err(|e| http(&e))?;
     let driver = tokio::spawn(conn);
-    let req = req
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| http(&e))?;
+    let req = req.body(Full::new(body)).map_err(|e| http(&e))?;
     let resp = sender.send_request(req).await.map_err(|e| http(&e))?;
     let status = resp.status().as_u16();
     let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
