@@ -979,6 +979,8 @@ fn ratios(t: &mut Table) {
         .map(|r| r.value);
     let relayed = t.get("A → C relayed via B, 1 KiB, receipts verified at A");
     let single = t.get("store admit + commit, 1 writer (a commit each)");
+    let one_core = t.get("crypto of one packet end to end (1 core)");
+    let cpu = t.get("  CPU per letter, both nodes");
     let bulk =
         t.0.iter()
             .find(|r| r.what.starts_with("QUIC + mTLS bulk"))
@@ -1000,6 +1002,15 @@ fn ratios(t: &mut Table) {
             "ratios",
             "A → B over the per-packet crypto ceiling (target ≥ 0.50)",
             d / c,
+            "",
+        );
+    }
+    if let (Some(rate), Some(ms)) = (one_core, cpu) {
+        // The crypto's CPU time per letter over all the CPU time the nodes spent per letter.
+        t.add(
+            "ratios",
+            "cryptography's share of a letter's CPU time (A → B)",
+            1000.0 / rate / ms,
             "",
         );
     }
