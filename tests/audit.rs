@@ -182,6 +182,49 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
         witnessed_by("CV", "BR")
     })
     .await;
+    // A later checkpoint is co-signed too: its request carries a consistency proof from the
+    // size CV co-signed before, built from the leaves BR keeps in memory.
+    let cosigned_by_cv = || {
+        let (d, r) = (dir("BR"), roster.clone());
+        async move {
+            let report = estafette_audit::verify(
+                &d,
+                estafette_audit::Trust {
+                    log_key: None,
+                    roster: Some(&r),
+                },
+            )
+            .ok()?
+            .ok()?;
+            let sizes: Vec<u64> = report
+                .checkpoints
+                .iter()
+                .filter(|cp| cp.witnesses.iter().any(|(w, _)| w.as_str() == "CV"))
+                .map(|cp| cp.size)
+                .collect();
+            Some(sizes)
+        }
+    };
+    let first = cosigned_by_cv().await.unwrap_or_default();
+    let v = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["CV"], "subject": "again", "text": "y"}),
+        )
+        .await
+        .unwrap();
+    let again = v["id"].as_str().unwrap().to_owned();
+    eventually(30, "second delivery", || async {
+        let v = api.get(&format!("/v1/messages/{again}")).await.ok()?;
+        (v["delivered"] == true).then_some(())
+    })
+    .await;
+    let newest = first.iter().max().copied().unwrap_or(0);
+    eventually(30, "CV co-signs a later checkpoint of BR's", || async {
+        let sizes = cosigned_by_cv().await?;
+        sizes.iter().any(|s| *s > newest).then_some(())
+    })
+    .await;
     // The independent verifier counts CV's cosignature too (C2SP cosignature/v1).
     if std::env::var_os("ESTAFETTE_AICS_PYTHON").is_some() {
         let cosigned = std::fs::read_dir(dir("BR").join("checkpoints"))

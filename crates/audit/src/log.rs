@@ -10,7 +10,7 @@ use estafette_packet::Identity;
 
 use crate::AuditError;
 use crate::entry::{Entry, Event, utc};
-use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::merkle::{Frontier, Hash, RecentLeaves, leaf_hash};
 use crate::note::{Checkpoint, Note, sign_note};
 use crate::witness::WitnessState;
 
@@ -18,6 +18,9 @@ use crate::witness::WitnessState;
 pub const LOG_FILE: &str = "log.jsonl";
 /// The directory of checkpoints in an audit directory.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// Leaf hashes a writer keeps for witness proofs (8 MiB): at a few thousand entries a second,
+/// far more than one checkpoint interval's worth.
+pub const RECENT_LEAVES: usize = 1 << 18;
 
 /// The path of the checkpoint of size `size` in `dir`.
 pub fn checkpoint_path(dir: &Path, size: u64) -> PathBuf {
@@ -88,6 +91,8 @@ pub struct AuditLog {
     file: File,
     origin: String,
     frontier: Frontier,
+    /// The leaves appended since opening (bounded): witness proofs without reading the log.
+    recent: RecentLeaves,
     prev: Hash,
     checkpointed: u64,
     witnessed: WitnessState,
@@ -157,6 +162,7 @@ impl AuditLog {
                 dir: dir.to_owned(),
                 file,
                 origin: origin.to_owned(),
+                recent: RecentLeaves::new(frontier.clone(), RECENT_LEAVES),
                 frontier,
                 prev,
                 checkpointed,
@@ -201,10 +207,18 @@ impl AuditLog {
             return Err(io(&path)(e));
         }
         self.frontier.push(leaf);
+        self.recent.push(leaf);
         self.prev = leaf;
         self.written = len + line.len() as u64;
         remember_witnessed(&mut self.witnessed, &entry.event);
         Ok(seq)
+    }
+
+    /// The consistency proof from size `old` to size `new`, from the leaves kept since the log
+    /// was opened (the last [`RECENT_LEAVES`] at most); `None` when `old` is older than those —
+    /// then [`crate::witness::request_for`] reads the log.
+    pub fn recent_consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
+        self.recent.consistency_proof(old, new)
     }
 
     /// Flushes everything appended so far to disk.

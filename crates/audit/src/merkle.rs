@@ -63,6 +63,21 @@ impl Frontier {
         self.size
     }
 
+    /// The root of the perfect subtree over leaves `start..end`, if it is one of this
+    /// frontier's nodes.
+    pub fn node(&self, start: u64, end: u64) -> Option<Hash> {
+        let mut at = 0u64;
+        let bits = (0..64u32).rev().filter(|b| self.size >> b & 1 == 1);
+        for (node, bit) in self.nodes.iter().zip(bits) {
+            let next = at + (1u64 << bit);
+            if (at, next) == (start, end) {
+                return Some(*node);
+            }
+            at = next;
+        }
+        None
+    }
+
     /// The tree's root now.
     pub fn root(&self) -> Hash {
         let mut nodes = self.nodes.iter().rev();
@@ -122,31 +137,106 @@ pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Option<Vec<Hash>> {
 /// The consistency proof from the tree of the first `old_size` leaves to the tree over all of
 /// `leaves` (RFC 6962 PROOF). `None` if `old_size` is larger than the tree.
 pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Option<Vec<Hash>> {
-    let m = usize::try_from(old_size).ok()?;
-    if m > leaves.len() {
+    let n = u64::try_from(leaves.len()).ok()?;
+    proof_by(n, old_size, &|a, b| {
+        Some(root(
+            &leaves[usize::try_from(a).ok()?..usize::try_from(b).ok()?],
+        ))
+    })
+}
+
+/// RFC 6962 PROOF(m, D[0:n]) with the subtree roots it needs (`subtree(a, b)` = MTH(D[a:b]))
+/// asked of a source: every leaf, or what a log writer keeps (see [`RecentLeaves`]).
+fn proof_by(n: u64, m: u64, subtree: &dyn Fn(u64, u64) -> Option<Hash>) -> Option<Vec<Hash>> {
+    fn subproof(
+        m: u64,
+        (start, end): (u64, u64),
+        whole: bool,
+        subtree: &dyn Fn(u64, u64) -> Option<Hash>,
+        out: &mut Vec<Hash>,
+    ) -> Option<()> {
+        if m == end - start {
+            if !whole {
+                out.push(subtree(start, end)?);
+            }
+            return Some(());
+        }
+        let k = split(usize::try_from(end - start).ok()?) as u64;
+        if m <= k {
+            subproof(m, (start, start + k), whole, subtree, out)?;
+            out.push(subtree(start + k, end)?);
+        } else {
+            subproof(m - k, (start + k, end), false, subtree, out)?;
+            out.push(subtree(start, start + k)?);
+        }
+        Some(())
+    }
+    if m > n {
         return None;
     }
-    fn subproof(m: usize, d: &[Hash], whole: bool, out: &mut Vec<Hash>) {
-        if m == d.len() {
-            if !whole {
-                out.push(root(d));
-            }
-            return;
-        }
-        let k = split(d.len());
-        if m <= k {
-            subproof(m, &d[..k], whole, out);
-            out.push(root(&d[k..]));
-        } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root(&d[..k]));
-        }
-    }
     let mut out = Vec::new();
-    if m > 0 && m < leaves.len() {
-        subproof(m, leaves, true, &mut out);
+    if m > 0 && m < n {
+        subproof(m, (0, n), true, subtree, &mut out)?;
     }
     Some(out)
+}
+
+/// The leaf hashes appended since a known [`Frontier`]: enough for a log writer to prove
+/// consistency from any size at or after that frontier to any later one without reading its
+/// log again. At most `cap` leaves are kept; beyond that the older half is folded into the
+/// frontier (proofs from before it then need the whole log).
+#[derive(Debug, Clone, Default)]
+pub struct RecentLeaves {
+    base: Frontier,
+    leaves: Vec<Hash>,
+    cap: usize,
+}
+
+impl RecentLeaves {
+    /// Starts from the tree `base` (what the log held when opened), keeping at most `cap`
+    /// leaves.
+    pub fn new(base: Frontier, cap: usize) -> Self {
+        Self {
+            base,
+            leaves: Vec::new(),
+            cap: cap.max(2),
+        }
+    }
+
+    /// Records the next leaf.
+    pub fn push(&mut self, leaf: Hash) {
+        if self.leaves.len() >= self.cap {
+            let half = self.leaves.len() / 2;
+            for l in self.leaves.drain(..half) {
+                self.base.push(l);
+            }
+        }
+        self.leaves.push(leaf);
+    }
+
+    /// The consistency proof from size `old` to size `new`, or `None` if `old` is older than
+    /// what is kept (or the sizes are not `old ≤ new ≤` the tree's size).
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
+        let base = self.base.size();
+        let kept = u64::try_from(self.leaves.len()).ok()?;
+        if old < base || old > new || new > base + kept {
+            return None;
+        }
+        let idx = |i: u64| usize::try_from(i - base).ok();
+        // Every subtree a proof names lies wholly below `old` (one of the tree's perfect
+        // subtrees at `old`) or wholly at or after it.
+        let mut at_old = self.base.clone();
+        for l in &self.leaves[..idx(old)?] {
+            at_old.push(*l);
+        }
+        proof_by(new, old, &|a, b| {
+            if a >= base {
+                Some(root(&self.leaves[idx(a)?..idx(b)?]))
+            } else {
+                at_old.node(a, b)
+            }
+        })
+    }
 }
 
 /// Why a proof does not verify.

@@ -9,8 +9,8 @@ use estafette_packet::{BureauCode, Identity, Packet, Roster};
 
 use super::*;
 use crate::merkle::{
-    Frontier, Hash, consistency_proof, inclusion_proof, leaf_hash, root, verify_consistency,
-    verify_inclusion,
+    Frontier, Hash, RecentLeaves, consistency_proof, inclusion_proof, leaf_hash, root,
+    verify_consistency, verify_inclusion,
 };
 use crate::note::{TYPE_COSIGNATURE, TYPE_ED25519, cosign, sign_note};
 
@@ -77,6 +77,56 @@ fn rfc6962_inclusion_vectors() {
             path.display()
         );
     }
+}
+
+/// A log writer's proofs from the leaves it keeps in memory are the proofs built from every
+/// leaf, from any size it still covers; from before it, it says so instead of guessing.
+#[test]
+fn proofs_from_recent_leaves_match_proofs_from_the_whole_log() {
+    let all: Vec<Hash> = (0..40u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    for base in [0usize, 1, 2, 3, 5, 8, 13, 16, 17, 31] {
+        let mut frontier = Frontier::default();
+        for l in &all[..base] {
+            frontier.push(*l);
+        }
+        let mut recent = RecentLeaves::new(frontier, 1000);
+        for l in &all[base..] {
+            recent.push(*l);
+        }
+        for new in base..=all.len() {
+            for old in 0..=new {
+                let got = recent.consistency_proof(old as u64, new as u64);
+                if old < base {
+                    assert_eq!(got, None, "base {base}, {old} → {new}");
+                    continue;
+                }
+                let want = consistency_proof(&all[..new], old as u64);
+                assert_eq!(got, want, "base {base}, {old} → {new}");
+                let proof = got.unwrap_or_default();
+                if old == 0 {
+                    continue; // Nothing to prove from the empty tree.
+                }
+                verify_consistency(
+                    old as u64,
+                    new as u64,
+                    &root(&all[..old]),
+                    &root(&all[..new]),
+                    &proof,
+                )
+                .unwrap_or_else(|e| panic!("base {base}, {old} → {new}: {e}"));
+            }
+        }
+    }
+    // Past its cap it folds the older half into its frontier and still proves from there on.
+    let mut recent = RecentLeaves::new(Frontier::default(), 8);
+    for l in &all {
+        recent.push(*l);
+    }
+    assert_eq!(recent.consistency_proof(10, 40), None);
+    assert_eq!(
+        recent.consistency_proof(35, 40),
+        consistency_proof(&all, 35)
+    );
 }
 
 /// Every consistency vector of transparency-dev/merkle, good and bad.

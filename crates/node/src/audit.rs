@@ -170,6 +170,16 @@ impl Auditor {
         self.inner.checkpoint(identity)
     }
 
+    /// The consistency proof from `old` to `new` from the leaves the log keeps in memory;
+    /// `None` if `old` is further back.
+    pub(crate) fn recent_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Option<Vec<estafette_audit::merkle::Hash>> {
+        self.inner.log().recent_consistency_proof(old, new)
+    }
+
     /// The log's directory.
     pub(crate) fn dir(&self) -> std::path::PathBuf {
         self.inner.log().dir().to_owned()

@@ -760,18 +760,29 @@ impl Shared {
         size: u64,
         note: &str,
     ) -> Result<(), String> {
-        use estafette_audit::witness::{WitnessResponse, add_cosignature, request_for};
+        use estafette_audit::witness::{
+            WitnessRequest, WitnessResponse, add_cosignature, request_for,
+        };
         let conn = connect(self, peer).await?;
         let dir = self.audit.dir();
         let mut old = self.audit.cosigned_by(peer.as_str());
         // At most one retry: a "conflict" tells us the size the witness really holds.
         for _ in 0..2 {
-            let request = {
-                let (dir, note) = (dir.clone(), note.to_owned());
-                tokio::task::spawn_blocking(move || request_for(&dir, &note, size, old))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
+            // From the leaves the log keeps in memory; only a proof from further back (after a
+            // restart, say) reads the log file.
+            let request = match self.audit.recent_proof(old, size) {
+                Some(proof) => WitnessRequest {
+                    old_size: old,
+                    proof,
+                    note: note.to_owned(),
+                },
+                None => {
+                    let (dir, note) = (dir.clone(), note.to_owned());
+                    tokio::task::spawn_blocking(move || request_for(&dir, &note, size, old))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?
+                }
             };
             let text = tokio::time::timeout(OFFER_TIMEOUT, conn.witness(&request.to_text()))
                 .await
