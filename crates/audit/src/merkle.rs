@@ -145,7 +145,7 @@ pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Option<Vec<Hash>> {
     })
 }
 
-/// RFC 6962 PROOF(m, D[0:n]) with the subtree roots it needs (`subtree(a, b)` = MTH(D[a:b]))
+/// RFC 6962 `PROOF(m, D[0:n])` with the subtree roots it needs (`subtree(a, b)` = `MTH(D[a:b])`)
 /// asked of a source: every leaf, or what a log writer keeps (see [`RecentLeaves`]).
 fn proof_by(n: u64, m: u64, subtree: &dyn Fn(u64, u64) -> Option<Hash>) -> Option<Vec<Hash>> {
     fn subproof(
