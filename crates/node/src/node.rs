@@ -3,13 +3,15 @@
 //! ```text
 //!  accept loop ── per connection: next_offer ─▶ handle_offer ─▶ store.admit ─▶ answer
 //!                                                    └─ local: open, receipt back to the origin
-//!  per peer:   outbound worker ── store.outbox(peer) ─▶ connect (backoff) ─▶ offer ─▶ mark_accepted
+//!  per peer:   outbound worker ── store.outbox(peer) ─▶ connect (backoff) ─▶ offers, a window
+//!              of 64 (and 128 MiB) in flight ─▶ mark_accepted as each is answered
 //!  every 1 s:  expiry ── store.expire(now) ─▶ non-delivery reports to origins
-//!  local API ── submit ─▶ seal ─▶ store.admit ─▶ wake the peers' workers
+//!  local API ── submit ─▶ seal ─▶ audit ─▶ store.admit ─▶ wake the peers' workers
 //! ```
 //!
-//! Decisions come from [`crate::engine`]; this module performs them. Store calls fsync, so they
-//! run on tokio's blocking pool.
+//! Decisions come from [`crate::engine`]; this module performs them. Writes to the store and
+//! the audit log go to their writer threads and are awaited (each answers after its batch's
+//! fsync); store reads run on tokio's blocking pool.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
