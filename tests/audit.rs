@@ -140,7 +140,8 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     }
     let roster = c.net.roster();
     let dir = |code: &str| c.config(code).audit_dir();
-    let witnessed_by = |code: &str, by: &'static str| {
+    // The sizes of `code`'s checkpoints that `by` co-signed, once its log verifies.
+    let cosigned_by = |code: &str, by: &'static str| {
         let (d, r) = (dir(code), roster.clone());
         async move {
             let report = estafette_audit::verify(
@@ -152,12 +153,18 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
             )
             .ok()?
             .ok()?;
-            report
+            let sizes: Vec<u64> = report
                 .checkpoints
                 .iter()
-                .any(|cp| cp.witnesses.iter().any(|(w, _)| w.as_str() == by))
-                .then_some(())
+                .filter(|cp| cp.witnesses.iter().any(|(w, _)| w.as_str() == by))
+                .map(|cp| cp.size)
+                .collect();
+            Some(sizes)
         }
+    };
+    let witnessed_by = |code: &str, by: &'static str| {
+        let sizes = cosigned_by(code, by);
+        async move { (!sizes.await?.is_empty()).then_some(()) }
     };
     let (br, cv) = (c.start("BR").await, c.start("CV").await);
     let api = c.client("BR");
@@ -184,28 +191,7 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     .await;
     // A later checkpoint is co-signed too: its request carries a consistency proof from the
     // size CV co-signed before, built from the leaves BR keeps in memory.
-    let cosigned_by_cv = || {
-        let (d, r) = (dir("BR"), roster.clone());
-        async move {
-            let report = estafette_audit::verify(
-                &d,
-                estafette_audit::Trust {
-                    log_key: None,
-                    roster: Some(&r),
-                },
-            )
-            .ok()?
-            .ok()?;
-            let sizes: Vec<u64> = report
-                .checkpoints
-                .iter()
-                .filter(|cp| cp.witnesses.iter().any(|(w, _)| w.as_str() == "CV"))
-                .map(|cp| cp.size)
-                .collect();
-            Some(sizes)
-        }
-    };
-    let first = cosigned_by_cv().await.unwrap_or_default();
+    let first = cosigned_by("BR", "CV").await.unwrap_or_default();
     let v = api
         .post(
             "/v1/messages",
@@ -221,7 +207,7 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     .await;
     let newest = first.iter().max().copied().unwrap_or(0);
     eventually(30, "CV co-signs a later checkpoint of BR's", || async {
-        let sizes = cosigned_by_cv().await?;
+        let sizes = cosigned_by("BR", "CV").await?;
         sizes.iter().any(|s| *s > newest).then_some(())
     })
     .await;

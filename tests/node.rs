@@ -302,13 +302,16 @@ async fn a_file_goes_as_the_raw_body_byte_for_byte() {
         .send_raw(&meta, "application/pdf", content.clone())
         .await
         .unwrap();
-    let id = sent["id"].as_str().unwrap().to_owned();
-    delivered(&api, &id, 30).await;
-    let read = c
-        .client("GH")
-        .get(&format!("/v1/inbox/{id}"))
-        .await
-        .unwrap();
+    // Waits for the letter `id` and reads it from GH's inbox.
+    let gh_api = c.client("GH");
+    let received = |id: String| {
+        let (api, gh_api) = (api.clone(), gh_api.clone());
+        async move {
+            delivered(&api, &id, 30).await;
+            gh_api.get(&format!("/v1/inbox/{id}")).await.unwrap()
+        }
+    };
+    let read = received(sent["id"].as_str().unwrap().to_owned()).await;
     assert_eq!(read["content_type"], "application/pdf");
     assert_eq!(read["subject"], "analysis file");
     assert_eq!(read["case_ref"], "BR-2026-0042");
@@ -337,13 +340,7 @@ async fn a_file_goes_as_the_raw_body_byte_for_byte() {
     })
     .await
     .unwrap();
-    let id = crate::util::ok(&out).trim().to_owned();
-    delivered(&api, &id, 30).await;
-    let read = c
-        .client("GH")
-        .get(&format!("/v1/inbox/{id}"))
-        .await
-        .unwrap();
+    let read = received(crate::util::ok(&out).trim().to_owned()).await;
     assert_eq!(read["content_type"], "application/octet-stream");
     assert_eq!(
         b64.decode(read["content_base64"].as_str().unwrap())

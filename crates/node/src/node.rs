@@ -1192,14 +1192,16 @@ async fn serve_connection(
 }
 
 async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch::Receiver<bool>) {
-    let backoff = Backoff {
-        min: shared.config.delivery.retry_min,
-        max: shared.config.delivery.retry_max,
+    let mut retry = Retry {
+        backoff: Backoff {
+            min: shared.config.delivery.retry_min,
+            max: shared.config.delivery.retry_max,
+        },
+        failures: 0,
+        rng: UnwrapErr(getrandom::SysRng),
     };
     let wake = shared.wake.get(&peer).cloned().unwrap_or_default();
-    let mut rng = UnwrapErr(getrandom::SysRng);
     let mut conn: Option<PeerConnection> = None;
-    let mut failures: u32 = 0;
     // Offers on their way (task → sequence number and precedence): a window that slides, so
     // the link never idles waiting for the slowest offer of a batch.
     let mut offers: JoinSet<Result<(), String>> = JoinSet::new();
@@ -1235,7 +1237,7 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
                 };
                 match attempt {
                     Ok(c) => {
-                        failures = 0;
+                        retry.failures = 0;
                         shared.peer_update(&peer, |p| {
                             p.connected = true;
                             p.failures = 0;
@@ -1244,20 +1246,9 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
                         conn = Some(c);
                     }
                     Err(e) => {
-                        let delay = record_failure(
-                            &shared,
-                            &peer,
-                            &mut failures,
-                            &backoff,
-                            rng.next_u64(),
-                            e,
-                        );
                         more = true;
-                        tokio::select! {
-                            _ = stop.changed() => break,
-                            () = tokio::time::sleep(delay) => {}
-                            // Woken by the peer connecting to us: try again now.
-                            () = wake.notified() => {}
+                        if !retry.wait(&shared, &peer, e, &mut stop, &wake).await {
+                            break;
                         }
                         continue;
                     }
@@ -1283,15 +1274,10 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
         }
         if flying.is_empty() {
             if let Some(e) = failed.take() {
-                let delay =
-                    record_failure(&shared, &peer, &mut failures, &backoff, rng.next_u64(), e);
                 conn = None;
                 more = true;
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    () = tokio::time::sleep(delay) => {}
-                    // Woken by the peer connecting to us: it is back, try now.
-                    () = wake.notified() => {}
+                if !retry.wait(&shared, &peer, e, &mut stop, &wake).await {
+                    break;
                 }
                 continue;
             }
@@ -1324,6 +1310,41 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
     while offers.join_next().await.is_some() {}
     if let Some(c) = conn {
         c.close("shutting down");
+    }
+}
+
+/// How an outbound worker backs off between failures to reach its peer.
+struct Retry {
+    backoff: Backoff,
+    /// Consecutive failures so far.
+    failures: u32,
+    rng: UnwrapErr<getrandom::SysRng>,
+}
+
+impl Retry {
+    /// Records one more failure to reach `peer` and waits out the backoff, cut short by a
+    /// wake-up (the peer connected to us: it is back). `false` if the node stops meanwhile.
+    async fn wait(
+        &mut self,
+        shared: &Shared,
+        peer: &BureauCode,
+        error: String,
+        stop: &mut watch::Receiver<bool>,
+        wake: &Notify,
+    ) -> bool {
+        let delay = record_failure(
+            shared,
+            peer,
+            &mut self.failures,
+            &self.backoff,
+            self.rng.next_u64(),
+            error,
+        );
+        tokio::select! {
+            _ = stop.changed() => false,
+            () = tokio::time::sleep(delay) => true,
+            () = wake.notified() => true,
+        }
     }
 }
 
