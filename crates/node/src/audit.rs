@@ -136,9 +136,8 @@ impl Auditor {
     /// no one. It is on disk with the writer's next flush, which follows at once; a failure
     /// raises the alarm like any other.
     pub(crate) fn record_detached(&self, event: Event) {
-        if self.send(vec![event], None).is_err() {
-            self.inner.failed(&writer_gone(), "detached");
-        }
+        // A failure to hand it over raised the alarm already.
+        let _ = self.send(vec![event], None);
     }
 
     fn send(
@@ -146,9 +145,12 @@ impl Auditor {
         events: Vec<Event>,
         done: Option<oneshot::Sender<Result<(), AuditError>>>,
     ) -> Result<(), AuditError> {
-        self.appends
-            .send(Append { events, done })
-            .map_err(|_| writer_gone())
+        self.appends.send(Append { events, done }).map_err(|_| {
+            // The writer panicked or the node is going away: nothing can be logged any more.
+            let e = writer_gone();
+            self.inner.failed(&e, "any");
+            e
+        })
     }
 
     /// While the alarm is raised, tries to write again (an `audit_resumed` entry): a success

@@ -388,6 +388,11 @@ impl Shared {
 }
 
 /// The durable store of one node. Dropping it waits for the writer to finish what it was given.
+///
+/// Its methods block (a write until its commit is on disk): call them from a thread that may
+/// block. From async code, await a write's `*_async` form (a [`Pending`]) or run the call on a
+/// blocking pool; a blocking write called on an async runtime's thread panics rather than stall
+/// it.
 pub struct Store {
     shared: Arc<Shared>,
     /// `None` once dropping.
