@@ -178,7 +178,7 @@ async fn send(
         .transpose()?;
     let is_json = content_type
         .as_deref()
-        .is_none_or(|t| t.starts_with("application/json"));
+        .is_none_or(|t| t.to_ascii_lowercase().starts_with("application/json"));
     if is_json {
         let req: Result<Json<SendRequest>, JsonRejection> = Json::from_request(request, &()).await;
         let Json(req) = req.map_err(|e| ApiError::bad_request(e.body_text()))?;
