@@ -378,6 +378,61 @@ async fn a_file_goes_as_the_raw_body_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bureau_added_while_running_gets_letters_after_a_reload() {
+    use estafette_node::network::NewBureau;
+    use estafette_packet::{BureauCode, GroupName};
+    let mut c = Cluster::new(&["BR", "GH"], &[]);
+    let br = c.start("BR").await;
+    let api = c.client("BR");
+    // NG joins the network while BR runs: a new roster version, NG's own keys and node.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ng_code = BureauCode::new("NG").unwrap();
+    c.net
+        .dir
+        .add_bureau(
+            &NewBureau {
+                code: ng_code.clone(),
+                name: None,
+                address: Some(format!("127.0.0.1:{port}")),
+                groups: vec![GroupName::new("CRIMJUST").unwrap()],
+                cert_days: 30,
+            },
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let mut ng = c.config("GH");
+    let keys = c.net.dir.bureau_dir(&ng_code);
+    let home = c.net.dir.root().join("ng-node");
+    ng.bureau = ng_code;
+    ng.identity_key = keys.join("identity.key");
+    ng.tls_cert = keys.join("tls.pem");
+    ng.tls_key = keys.join("tls.key");
+    ng.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    ng.store.dir = home.join("store");
+    ng.api.socket = home.join("api.sock");
+    c.configs.insert("NG".into(), ng);
+    let ng = c.start("NG").await;
+    // Before the reload BR does not know NG; after it, a letter goes without a restart.
+    let err = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["NG"], "subject": "s", "text": "t"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NG"), "{err}");
+    br.reload(&c.config("BR")).await.unwrap();
+    let id = send(&api, &["NG"], "welcome", "1d").await;
+    delivered(&api, &id, 30).await;
+    br.shutdown(GRACE).await;
+    ng.shutdown(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sends_reads_and_acknowledges() {
     use crate::util::{estafette, ok, p};
     let c = Cluster::new(&["BR", "GH"], &[]);

@@ -155,7 +155,13 @@ pub(crate) struct Shared {
     endpoint: Endpoint,
     limits: Limits,
     hop_limit: u8,
-    wake: BTreeMap<BureauCode, Arc<Notify>>,
+    /// Per peer with an outbound worker, the bell that wakes it. Grows when a reload brings a
+    /// new peer (whose worker starts then).
+    wake: RwLock<BTreeMap<BureauCode, Arc<Notify>>>,
+    /// The outbound workers; drained at shutdown.
+    workers: std::sync::Mutex<JoinSet<()>>,
+    /// Tells every task to stop.
+    stop: watch::Receiver<bool>,
     /// Serialises witness decisions.
     witness_turn: tokio::sync::Mutex<()>,
     /// Live connections, both ways, so a reload can close those of revoked peers.
@@ -250,10 +256,7 @@ impl Node {
         let endpoint = Endpoint::bind(config.listen, tls, roster.clone(), config.max_packet_size)?;
         let api = crate::api::bind(&config).await?;
         let router = Router::new(config.bureau.clone(), &config.routes, &roster);
-        let wake = router
-            .peers()
-            .map(|p| (p.clone(), Arc::new(Notify::new())))
-            .collect();
+        let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             me: config.bureau.clone(),
             identity,
@@ -267,25 +270,20 @@ impl Node {
                 max_packet_size: config.max_packet_size,
             },
             hop_limit: config.hop_limit,
-            wake,
+            wake: RwLock::new(BTreeMap::new()),
+            workers: std::sync::Mutex::new(JoinSet::new()),
+            stop: stop_rx.clone(),
             witness_turn: tokio::sync::Mutex::new(()),
             conns: std::sync::Mutex::new(Vec::new()),
             peers: RwLock::new(BTreeMap::new()),
             config,
         });
-        let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(expiry_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(checkpoint_loop(shared.clone(), stop_rx.clone()));
         tasks.spawn(crate::api::serve(api, shared.clone(), stop_rx.clone()));
-        for peer in shared.wake.keys() {
-            // Every log line of a peer's worker carries `peer`.
-            let span = tracing::info_span!("peer", peer = %peer);
-            tasks.spawn(
-                outbound_worker(shared.clone(), peer.clone(), stop_rx.clone()).instrument(span),
-            );
-        }
+        shared.start_workers();
         let listen = shared
             .endpoint
             .local_addr()
@@ -314,11 +312,14 @@ impl Node {
     /// Reloads the roster and the routes from `config` (SIGHUP). A roster that does not load,
     /// or is not a successor of the current one, leaves everything as it was. Either way the
     /// outcome is logged and audited. Connections of peers the new roster revokes or no longer
-    /// lists are closed. Other settings (addresses, store, API) need a restart.
+    /// lists are closed; a new peer gets its outbound worker. Other settings (addresses,
+    /// store, API) need a restart.
     pub async fn reload(&self, config: &NodeConfig) -> Result<u64, NodeError> {
         let result = self.shared.try_reload(config);
         match &result {
             Ok(version) => {
+                // A bureau the new roster or routes bring gets its worker now.
+                self.shared.start_workers();
                 tracing::info!(
                     roster_version = version,
                     routes = config.routes.len(),
@@ -357,13 +358,24 @@ impl Node {
     /// Stops accepting, lets in-flight hops finish for up to `grace`, and closes the endpoint.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        let mut workers = std::mem::take(
+            &mut *self
+                .shared
+                .workers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let drain = async {
+            while self.tasks.join_next().await.is_some() {}
+            while workers.join_next().await.is_some() {}
+        };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!(
                 ?grace,
                 "tasks still running after the grace period; aborting them"
             );
             self.tasks.abort_all();
+            workers.abort_all();
         }
         self.shared.endpoint.close();
         let _ =
@@ -396,8 +408,52 @@ impl Shared {
     }
 
     fn wake(&self, peer: &BureauCode) {
-        if let Some(n) = self.wake.get(peer) {
+        if let Some(n) = self.bell(peer) {
             n.notify_one();
+        }
+    }
+
+    /// The bell of `peer`'s outbound worker, if it has one.
+    fn bell(&self, peer: &BureauCode) -> Option<Arc<Notify>> {
+        self.wake
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(peer)
+            .cloned()
+    }
+
+    /// The peers that have an outbound worker.
+    fn worker_peers(&self) -> Vec<BureauCode> {
+        self.wake
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Starts an outbound worker for every peer the router knows that has none yet: all of
+    /// them at start, a new bureau's after a reload.
+    fn start_workers(self: &Arc<Self>) {
+        let peers: Vec<BureauCode> = self.router().peers().cloned().collect();
+        let mut wake = self
+            .wake
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for peer in peers {
+            if wake.contains_key(&peer) {
+                continue;
+            }
+            wake.insert(peer.clone(), Arc::new(Notify::new()));
+            // Every log line of a peer's worker carries `peer`.
+            let span = tracing::info_span!("peer", peer = %peer);
+            workers.spawn(
+                outbound_worker(self.clone(), peer.clone(), self.stop.clone()).instrument(span),
+            );
         }
     }
 
@@ -1200,7 +1256,7 @@ async fn outbound_worker(shared: Arc<Shared>, peer: BureauCode, mut stop: watch:
         failures: 0,
         rng: UnwrapErr(getrandom::SysRng),
     };
-    let wake = shared.wake.get(&peer).cloned().unwrap_or_default();
+    let wake = shared.bell(&peer).unwrap_or_default();
     let mut conn: Option<PeerConnection> = None;
     // Offers on their way (task → sequence number and precedence): a window that slides, so
     // the link never idles waiting for the slowest offer of a batch.
@@ -1520,8 +1576,8 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         // A new checkpoint: ask every neighbour to witness it.
         if let Ok(Ok(Some((size, note)))) = written {
             let mut asks = JoinSet::new();
-            for peer in shared.wake.keys() {
-                let (shared, note, peer) = (shared.clone(), note.clone(), peer.clone());
+            for peer in shared.worker_peers() {
+                let (shared, note) = (shared.clone(), note.clone());
                 asks.spawn(async move {
                     match shared.request_cosignature(&peer, size, &note).await {
                         Ok(()) => tracing::debug!(%peer, size, "checkpoint co-signed"),
