@@ -168,19 +168,26 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     };
     let (br, cv) = (c.start("BR").await, c.start("CV").await);
     let api = c.client("BR");
-    let v = api
-        .post(
-            "/v1/messages",
-            &json!({"to": ["CV"], "subject": "s", "text": "x"}),
-        )
-        .await
-        .unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    eventually(30, "delivery", || async {
-        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
-        (v["delivered"] == true).then_some(())
-    })
-    .await;
+    // Sends a letter BR → CV and waits until its receipt is back.
+    let deliver = |subject: &'static str| {
+        let api = api.clone();
+        async move {
+            let v = api
+                .post(
+                    "/v1/messages",
+                    &json!({"to": ["CV"], "subject": subject, "text": "x"}),
+                )
+                .await
+                .unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            eventually(30, "delivery", || async {
+                let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+                (v["delivered"] == true).then_some(())
+            })
+            .await;
+        }
+    };
+    deliver("s").await;
     eventually(30, "CV co-signs BR's checkpoint", || {
         witnessed_by("BR", "CV")
     })
@@ -192,19 +199,7 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     // A later checkpoint is co-signed too: its request carries a consistency proof from the
     // size CV co-signed before, built from the leaves BR keeps in memory.
     let first = cosigned_by("BR", "CV").await.unwrap_or_default();
-    let v = api
-        .post(
-            "/v1/messages",
-            &json!({"to": ["CV"], "subject": "again", "text": "y"}),
-        )
-        .await
-        .unwrap();
-    let again = v["id"].as_str().unwrap().to_owned();
-    eventually(30, "second delivery", || async {
-        let v = api.get(&format!("/v1/messages/{again}")).await.ok()?;
-        (v["delivered"] == true).then_some(())
-    })
-    .await;
+    deliver("again").await;
     let newest = first.iter().max().copied().unwrap_or(0);
     eventually(30, "CV co-signs a later checkpoint of BR's", || async {
         let sizes = cosigned_by("BR", "CV").await?;
