@@ -296,9 +296,14 @@ impl AuditLog {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed over it.
+/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed over it. The
+/// temporary file's name is unique to this call (process id and a counter), so two writers never
+/// share one: sharing it let one writer's rename take the other's file away ("No such file").
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
-    let tmp = path.with_extension("tmp");
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
     let mut f = OpenOptions::new()
         .create(true)
         .write(true)

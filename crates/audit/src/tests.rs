@@ -613,6 +613,41 @@ fn cosignatures_name_their_witnesses() {
     assert_checkpoint(net.verify(), "forged or altered cosignature");
 }
 
+/// Two witnesses whose answers arrive at the same moment both keep their cosignature (the
+/// rewrite of the checkpoint went through one shared temporary file, and one of the two was
+/// lost or failed with "No such file").
+#[test]
+fn two_witnesses_answering_at_once_both_land() {
+    use crate::witness::add_cosignature;
+    let net = Net::new();
+    let mut log = net.log(5);
+    let witnesses = [("CV", &net.cv), ("GH", &net.gh)];
+    for round in 0..40u64 {
+        log.append(NOW + 1_000 + round, Event::NodeStopped {})
+            .unwrap();
+        let note = log.checkpoint(&net.br).unwrap().unwrap();
+        let size = log.size();
+        let text = Note::parse(&note).unwrap().text;
+        let start = std::sync::Barrier::new(witnesses.len());
+        std::thread::scope(|s| {
+            for (c, id) in witnesses {
+                let (start, dir, text) = (&start, &net.dir, &text);
+                let name = log_origin(&net.roster.network, &code(c));
+                s.spawn(move || {
+                    let sig = cosign(id, &name, text, 1_795_392_000 + round).unwrap();
+                    start.wait();
+                    add_cosignature(dir, size, &sig).unwrap();
+                });
+            }
+        });
+        let kept =
+            Note::parse(&std::fs::read_to_string(log::checkpoint_path(&net.dir, size)).unwrap())
+                .unwrap();
+        assert_eq!(kept.signatures.len(), 3, "round {round}: {kept:?}");
+    }
+    assert!(net.verify().is_ok());
+}
+
 #[test]
 fn utc_times_round_trip() {
     assert_eq!(entry::utc(0), "1970-01-01T00:00:00.000Z");

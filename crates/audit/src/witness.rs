@@ -261,12 +261,21 @@ pub fn request_for(
 
 /// Adds a witness's cosignature to the checkpoint of `size` in `dir` (replacing an older one
 /// by the same key).
+///
+/// Witnesses answer at the same moment, so this is a read-modify-write that must not interleave
+/// with another for the same checkpoint: it holds that checkpoint's lock (one per path, within
+/// this process — one node writes one log) from the read to the rename, and writes through a
+/// temporary file of its own ([`crate::log::write_atomically`]).
 pub fn add_cosignature(
     dir: &std::path::Path,
     size: u64,
     sig: &NoteSignature,
 ) -> Result<(), crate::AuditError> {
     let path = crate::log::checkpoint_path(dir, size);
+    let lock = checkpoint_lock(&path);
+    let _held = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let text = std::fs::read_to_string(&path).map_err(|source| crate::AuditError::Io {
         path: path.clone(),
         source,
@@ -276,4 +285,16 @@ pub fn add_cosignature(
         .retain(|s| !(s.name == sig.name && s.key_id == sig.key_id));
     note.signatures.push(sig.clone());
     crate::log::write_atomically(&path, note.to_text().as_bytes())
+}
+
+/// The lock of one checkpoint file. Locks of checkpoints nobody holds are dropped as others are
+/// taken, so the map stays as small as the number of cosignatures being added at once.
+fn checkpoint_lock(path: &std::path::Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+    type Locks = Mutex<HashMap<std::path::PathBuf, Arc<Mutex<()>>>>;
+    static LOCKS: LazyLock<Locks> = LazyLock::new(Locks::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(PoisonError::into_inner);
+    locks.retain(|_, l| Arc::strong_count(l) > 1);
+    locks.entry(path.to_owned()).or_default().clone()
 }
