@@ -275,6 +275,70 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     );
 }
 
+/// Once a letter's entries are checkpointed and witnessed, an idle pair writes nothing more:
+/// witnessing and connection entries alone call for no new checkpoint (before, each round of
+/// witnessing logged entries that triggered the next checkpoint, forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pair_goes_quiet_once_witnessed() {
+    use crate::util::{Cluster, eventually};
+    use serde_json::json;
+    use std::time::Duration;
+
+    let mut c = Cluster::new(&["BR", "CV"], &[]);
+    for code in ["BR", "CV"] {
+        c.configs.get_mut(code).unwrap().audit.checkpoint_interval = Duration::from_millis(300);
+    }
+    let dir = |code: &str| c.config(code).audit_dir();
+    // (lines, checkpoint files) of `code`'s log.
+    let size = |code: &str| {
+        let d = dir(code);
+        let lines = std::fs::read_to_string(d.join("log.jsonl")).map_or(0, |t| t.lines().count());
+        let notes = std::fs::read_dir(d.join("checkpoints")).map_or(0, |r| r.count());
+        (lines, notes)
+    };
+    let witnessed = |code: &str| {
+        std::fs::read_to_string(dir(code).join("log.jsonl"))
+            .is_ok_and(|t| t.contains("\"event\":\"witnessed\""))
+    };
+    let (br, cv) = (c.start("BR").await, c.start("CV").await);
+    let api = c.client("BR");
+    let v = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["CV"], "subject": "s", "text": "x"}),
+        )
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    eventually(30, "delivery", || async {
+        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+        (v["delivered"] == true).then_some(())
+    })
+    .await;
+    eventually(30, "each co-signs the other's checkpoint", || async {
+        (witnessed("BR") && witnessed("CV")).then_some(())
+    })
+    .await;
+    // Settled when nothing changed over ten checkpoint intervals; bounded at 20 such tries.
+    let mut before = (size("BR"), size("CV"));
+    let mut quiet = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = (size("BR"), size("CV"));
+        if now == before {
+            quiet = true;
+            break;
+        }
+        before = now;
+    }
+    assert!(
+        quiet,
+        "the idle pair still writes audit lines or checkpoints: (lines, checkpoints) of BR, CV = {before:?}"
+    );
+    br.shutdown(Duration::from_secs(10)).await;
+    cv.shutdown(Duration::from_secs(10)).await;
+}
+
 /// Runs the independent C2SP verifier aics-tlog (PyPI, Python), if `.ci/run` installed it
 /// (`ESTAFETTE_AICS_PYTHON` names the Python that has it); returns its JSON report and whether
 /// it exited 0. `None` when it is not installed.

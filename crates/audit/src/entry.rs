@@ -209,6 +209,18 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether the event is bookkeeping of witnessing and connections — a cosignature given or
+    /// refused, a connection made — and records no change of any packet's state. Such entries
+    /// alone never cause a checkpoint: otherwise each round of witnessing would log entries that
+    /// call for the next checkpoint, and an idle network would never go quiet. They are covered
+    /// by the next checkpoint made for other entries, or by the one written at shutdown.
+    pub fn is_bookkeeping(&self) -> bool {
+        matches!(
+            self,
+            Self::Witnessed { .. } | Self::WitnessRefused { .. } | Self::PeerConnected { .. }
+        )
+    }
+
     /// The event's name, as in the `event` field.
     pub fn name(&self) -> &'static str {
         match self {

@@ -95,6 +95,8 @@ pub struct AuditLog {
     recent: RecentLeaves,
     prev: Hash,
     checkpointed: u64,
+    /// Lines since the last checkpoint that are not bookkeeping ([`Event::is_bookkeeping`]).
+    substantive: u64,
     witnessed: WitnessState,
     /// Bytes of whole lines written.
     written: u64,
@@ -156,9 +158,18 @@ impl AuditLog {
             .and_then(|(_, text)| Note::parse(text).ok())
             .and_then(|n| Checkpoint::parse(&n.text).ok())
             .map_or(0, |c| c.size);
+        let substantive = lines
+            .iter()
+            .skip(usize::try_from(checkpointed).unwrap_or(usize::MAX))
+            .filter(|line| {
+                // A line that does not parse counts: better a checkpoint too many.
+                serde_json::from_slice::<Entry>(line).map_or(true, |e| !e.event.is_bookkeeping())
+            })
+            .count() as u64;
         sync_dir(dir)?;
         Ok((
             Self {
+                substantive,
                 dir: dir.to_owned(),
                 file,
                 origin: origin.to_owned(),
@@ -210,6 +221,9 @@ impl AuditLog {
         self.recent.push(leaf);
         self.prev = leaf;
         self.written = len + line.len() as u64;
+        if !entry.event.is_bookkeeping() {
+            self.substantive += 1;
+        }
         remember_witnessed(&mut self.witnessed, &entry.event);
         Ok(seq)
     }
@@ -268,6 +282,12 @@ impl AuditLog {
         self.size() - self.checkpointed
     }
 
+    /// Lines since the last checkpoint that call for one: all but bookkeeping
+    /// ([`Event::is_bookkeeping`]).
+    pub fn unchecked_substantive(&self) -> u64 {
+        self.substantive
+    }
+
     /// Signs and writes a checkpoint of the log as it is now, unless the last one already has
     /// this size. Returns the signed note's text.
     pub fn checkpoint(&mut self, identity: &Identity) -> Result<Option<String>, AuditError> {
@@ -292,6 +312,7 @@ impl AuditLog {
         write_atomically(&checkpoint_path(&self.dir, size), note.as_bytes())?;
         sync_dir(&self.dir.join(CHECKPOINT_DIR))?;
         self.checkpointed = size;
+        self.substantive = 0;
         Ok(Some(note))
     }
 }

@@ -37,6 +37,7 @@
 //! checkpoint_every = 1000                         # default: entries between signed checkpoints
 //! checkpoint_interval = "10s"                     # default: and at least this often
 //! on_failure = "fail-closed"                      # default; or "fail-open"
+//! witnesses = 3                                   # default: neighbours asked to co-sign a checkpoint
 //!
 //! [log]
 //! format = "text"                                 # default; or "json"
@@ -214,6 +215,9 @@ pub struct AuditConfig {
     /// `fail-closed` (default) or `fail-open`.
     #[serde(default = "default_audit_policy")]
     pub on_failure: AuditPolicy,
+    /// Neighbours asked to co-sign each checkpoint, at most. Default 3; 0 asks none.
+    #[serde(default = "default_witnesses")]
+    pub witnesses: usize,
 }
 
 impl Default for AuditConfig {
@@ -223,12 +227,16 @@ impl Default for AuditConfig {
             checkpoint_every: default_checkpoint_every(),
             checkpoint_interval: default_checkpoint_interval(),
             on_failure: default_audit_policy(),
+            witnesses: default_witnesses(),
         }
     }
 }
 
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
+}
+fn default_witnesses() -> usize {
+    3
 }
 fn default_checkpoint_every() -> u64 {
     1000

@@ -1570,13 +1570,13 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let (audit, identity) = (shared.audit.clone(), shared.identity.clone());
         let written = tokio::task::spawn_blocking(move || {
             audit.probe();
-            audit.checkpoint(&identity)
+            audit.checkpoint_if_due(&identity)
         })
         .await;
-        // A new checkpoint: ask every neighbour to witness it.
+        // A new checkpoint: ask up to `[audit] witnesses` neighbours to witness it.
         if let Ok(Ok(Some((size, note)))) = written {
             let mut asks = JoinSet::new();
-            for peer in shared.worker_peers() {
+            for peer in witnesses_for(&shared.worker_peers(), size, shared.config.audit.witnesses) {
                 let (shared, note) = (shared.clone(), note.clone());
                 asks.spawn(async move {
                     match shared.request_cosignature(&peer, size, &note).await {
@@ -1590,6 +1590,19 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             while asks.join_next().await.is_some() {}
         }
     }
+}
+
+/// The neighbours asked to witness the checkpoint of `size`: at most `n` of `peers`, a window
+/// that moves with the checkpoint so that over several checkpoints every neighbour witnesses
+/// some (a stuck or dishonest witness cannot be the only one forever), in code order.
+fn witnesses_for(peers: &[BureauCode], size: u64, n: usize) -> Vec<BureauCode> {
+    let mut peers = peers.to_vec();
+    peers.sort();
+    if peers.len() <= n {
+        return peers;
+    }
+    let start = usize::try_from(size % peers.len() as u64).unwrap_or(0);
+    peers.iter().cycle().skip(start).take(n).cloned().collect()
 }
 
 async fn expiry_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -1649,4 +1662,30 @@ pub(crate) fn open_stored(shared: &Shared, bytes: &[u8]) -> Result<(Packet, Open
     let opened = estafette_packet::open(&packet, &shared.roster(), &shared.identity, at)
         .map_err(|e| NodeError::Internal(format!("stored packet does not open: {e}")))?;
     Ok((packet, opened))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(c: &[&str]) -> Vec<BureauCode> {
+        c.iter().map(|c| BureauCode::new(c).unwrap()).collect()
+    }
+
+    /// At most `n` witnesses per checkpoint, and over consecutive checkpoints every neighbour.
+    #[test]
+    fn witnesses_are_capped_and_rotate() {
+        let peers = codes(&["NG", "BR", "GH", "CV", "SN"]);
+        assert_eq!(witnesses_for(&peers[..2], 7, 3), codes(&["BR", "NG"]));
+        assert!(witnesses_for(&peers, 7, 0).is_empty());
+        let mut seen = Vec::new();
+        for size in 0..5 {
+            let w = witnesses_for(&peers, size, 3);
+            assert_eq!(w.len(), 3, "{w:?}");
+            seen.extend(w);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, codes(&["BR", "CV", "GH", "NG", "SN"]));
+    }
 }
