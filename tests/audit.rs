@@ -82,6 +82,21 @@ fn the_demos_logs_verify_replay_prove_and_reconcile() {
     args.extend(dirs.iter().map(|d| p(d)));
     let out = ok(&estafette(&args));
     assert!(out.contains("4 logs agree"), "{out}");
+    // The same log twice (the same directory, or a copy of it) is not two nodes agreeing.
+    let copy = tmp.path().join("br-copy");
+    std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
+    std::fs::copy(dirs[0].join("log.jsonl"), copy.join("log.jsonl")).unwrap();
+    for f in std::fs::read_dir(dirs[0].join("checkpoints")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, copy.join("checkpoints").join(f.file_name().unwrap())).unwrap();
+    }
+    for twice in [p(&dirs[0]), p(&copy)] {
+        let err = fails(
+            &estafette(&["audit", "reconcile", p(&dirs[0]), p(&dirs[1]), twice]),
+            64,
+        );
+        assert!(err.contains("BR's log is given twice"), "{err}");
+    }
 
     // Without GH's `accepted` lines, reconcile names what is missing where.
     let gh = audit_dir(&demo, "gh").join("log.jsonl");
@@ -123,6 +138,55 @@ fn the_demos_logs_verify_replay_prove_and_reconcile() {
     assert!(err.contains("line 3:") && err.contains("changed"), "{err}");
     // No key and no roster: a usage error.
     fails(&estafette(&["audit", "verify", p(&br)]), 64);
+}
+
+/// A log whose checkpoints were all deleted is an unsigned log: `audit verify` fails it and
+/// says how many lines no signature covers, unless `--allow-unsigned-tail` accepts that many.
+#[test]
+fn an_unsigned_log_fails_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = tmp.path().join("demo");
+    ok(&estafette(&["demo", "--dir", p(&demo)]));
+    let (roster, authority) = (demo.join("roster.bin"), demo.join("authority.pub"));
+    let cv = audit_dir(&demo, "cv");
+    let lines = std::fs::read_to_string(cv.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    std::fs::remove_dir_all(cv.join("checkpoints")).unwrap();
+    std::fs::create_dir(cv.join("checkpoints")).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            p(&cv),
+            "--roster",
+            p(&roster),
+            "--authority-key",
+            p(&authority),
+        ];
+        args.extend_from_slice(extra);
+        estafette(&args)
+    };
+    let err = fails(&verify(&[]), 1);
+    assert!(
+        err.contains(&format!(
+            "{lines} of its {lines} lines are covered by no checkpoint"
+        )) && err.contains("no checkpoint at all")
+            && err.contains("--allow-unsigned-tail"),
+        "{err}"
+    );
+    let fewer = (lines - 1).to_string();
+    fails(&verify(&["--allow-unsigned-tail", &fewer]), 1);
+    let all = lines.to_string();
+    let out = ok(&verify(&["--allow-unsigned-tail", &all]));
+    assert!(
+        out.contains("the log is intact")
+            && out.contains(&format!(
+                "{lines} lines after the last checkpoint are not signed"
+            )),
+        "{out}"
+    );
 }
 
 /// Neighbours co-sign each other's checkpoints over the hop protocol; a node that wipes its

@@ -30,6 +30,11 @@ pub(crate) enum Command {
         /// The log's C2SP verifier key (`estafette/<network>/<bureau>+<id>+<key>`), if no roster.
         #[arg(long)]
         key: Option<String>,
+        /// Accept up to this many lines after the last checkpoint, covered by no signature (a
+        /// running node's log, or one copied while the node ran). By default every line must
+        /// be signed: a log whose checkpoints were deleted must not pass.
+        #[arg(long, value_name = "LINES", default_value_t = 0)]
+        allow_unsigned_tail: u64,
     },
     /// Print the log as a readable timeline.
     Replay {
@@ -104,11 +109,13 @@ pub(crate) fn run(command: Command) -> Result<(), Failure> {
             roster,
             authority_key,
             key,
+            allow_unsigned_tail,
         } => verify_cmd(
             &dir,
             roster.as_deref(),
             authority_key.as_deref(),
             key.as_deref(),
+            allow_unsigned_tail,
         ),
         Command::Replay {
             dir,
@@ -178,6 +185,18 @@ pub(crate) fn run(command: Command) -> Result<(), Failure> {
                 .iter()
                 .map(|d| NodeLog::read(d))
                 .collect::<Result<Vec<_>, _>>()?;
+            // One node's log given twice (the same directory or a copy) would "agree" with
+            // itself and hide that another log is missing.
+            for (i, a) in logs.iter().enumerate() {
+                if let Some(b) = logs[..i].iter().find(|b| b.origin == a.origin) {
+                    return Err(Failure::usage(anyhow!(
+                        "{}'s log is given twice ({} and {}): reconcile compares the logs of different nodes",
+                        a.bureau,
+                        b.dir.display(),
+                        a.dir.display()
+                    )));
+                }
+            }
             let gaps = reconcile(&logs);
             let names: Vec<&str> = logs.iter().map(|l| l.bureau.as_str()).collect();
             if gaps.is_empty() {
@@ -206,6 +225,7 @@ fn verify_cmd(
     roster: Option<&Path>,
     authority_key: Option<&str>,
     key: Option<&str>,
+    allow_unsigned_tail: u64,
 ) -> Result<(), Failure> {
     let roster: Option<Roster> = match (roster, authority_key) {
         (Some(path), Some(a)) => {
@@ -228,6 +248,24 @@ fn verify_cmd(
         roster: roster.as_ref(),
     };
     match verify(dir, trust)? {
+        Ok(report) if report.unsigned_tail > allow_unsigned_tail => {
+            let signed = report.lines - report.unsigned_tail;
+            Err(anyhow!(
+                "{}: {} of its {} lines are covered by no checkpoint ({}); an unsigned log proves nothing. \
+                 If the node is running or was killed, its last lines may not be signed yet: \
+                 --allow-unsigned-tail {} accepts them",
+                dir.display(),
+                report.unsigned_tail,
+                report.lines,
+                if signed == 0 {
+                    "it has no checkpoint at all".to_owned()
+                } else {
+                    format!("the last checkpoint signs the first {signed}")
+                },
+                report.unsigned_tail
+            )
+            .into())
+        }
         Ok(report) => {
             println!(
                 "{}: {} lines, {} checkpoints, {} packet signatures checked: the log is intact",
@@ -252,7 +290,7 @@ fn verify_cmd(
             }
             if report.unsigned_tail > 0 {
                 println!(
-                    "  {} lines after the last checkpoint are not signed yet",
+                    "  {} lines after the last checkpoint are not signed (accepted: --allow-unsigned-tail {allow_unsigned_tail})",
                     report.unsigned_tail
                 );
             }
