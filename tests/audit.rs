@@ -189,6 +189,24 @@ fn an_unsigned_log_fails_verify() {
     );
 }
 
+/// Sends a letter to CV through `api` and waits until its receipt is back.
+async fn deliver_to_cv(api: &estafette_node::client::ApiClient, subject: &str) {
+    use serde_json::json;
+    let v = api
+        .post(
+            "/v1/messages",
+            &json!({"to": ["CV"], "subject": subject, "text": "x"}),
+        )
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    crate::util::eventually(30, "delivery", || async {
+        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
+        (v["delivered"] == true).then_some(())
+    })
+    .await;
+}
+
 /// Neighbours co-sign each other's checkpoints over the hop protocol; a node that wipes its
 /// log after being witnessed is refused by its witness and caught by `reconcile`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,26 +250,7 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     };
     let (br, cv) = (c.start("BR").await, c.start("CV").await);
     let api = c.client("BR");
-    // Sends a letter BR → CV and waits until its receipt is back.
-    let deliver = |subject: &'static str| {
-        let api = api.clone();
-        async move {
-            let v = api
-                .post(
-                    "/v1/messages",
-                    &json!({"to": ["CV"], "subject": subject, "text": "x"}),
-                )
-                .await
-                .unwrap();
-            let id = v["id"].as_str().unwrap().to_owned();
-            eventually(30, "delivery", || async {
-                let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
-                (v["delivered"] == true).then_some(())
-            })
-            .await;
-        }
-    };
-    deliver("s").await;
+    deliver_to_cv(&api, "s").await;
     eventually(30, "CV co-signs BR's checkpoint", || {
         witnessed_by("BR", "CV")
     })
@@ -263,7 +262,7 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
     // A later checkpoint is co-signed too: its request carries a consistency proof from the
     // size CV co-signed before, built from the leaves BR keeps in memory.
     let first = cosigned_by("BR", "CV").await.unwrap_or_default();
-    deliver("again").await;
+    deliver_to_cv(&api, "again").await;
     let newest = first.iter().max().copied().unwrap_or(0);
     eventually(30, "CV co-signs a later checkpoint of BR's", || async {
         let sizes = cosigned_by("BR", "CV").await?;
@@ -345,7 +344,6 @@ async fn peers_witness_checkpoints_and_a_rewritten_history_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_pair_goes_quiet_once_witnessed() {
     use crate::util::{Cluster, eventually};
-    use serde_json::json;
     use std::time::Duration;
 
     let mut c = Cluster::new(&["BR", "CV"], &[]);
@@ -366,19 +364,7 @@ async fn an_idle_pair_goes_quiet_once_witnessed() {
     };
     let (br, cv) = (c.start("BR").await, c.start("CV").await);
     let api = c.client("BR");
-    let v = api
-        .post(
-            "/v1/messages",
-            &json!({"to": ["CV"], "subject": "s", "text": "x"}),
-        )
-        .await
-        .unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    eventually(30, "delivery", || async {
-        let v = api.get(&format!("/v1/messages/{id}")).await.ok()?;
-        (v["delivered"] == true).then_some(())
-    })
-    .await;
+    deliver_to_cv(&api, "s").await;
     eventually(30, "each co-signs the other's checkpoint", || async {
         (witnessed("BR") && witnessed("CV")).then_some(())
     })
