@@ -143,29 +143,31 @@ impl AuditLog {
             truncated = Some(torn as u64);
         }
         let written = file.seek(SeekFrom::End(0)).map_err(io(&path))?;
-        let mut frontier = Frontier::default();
-        let mut prev = [0u8; 32];
-        let mut witnessed = WitnessState::default();
-        for line in &lines {
-            prev = leaf_hash(line);
-            frontier.push(prev);
-            if let Ok(entry) = serde_json::from_slice::<Entry>(line) {
-                remember_witnessed(&mut witnessed, &entry.event);
-            }
-        }
         let checkpointed = read_checkpoints(dir)?
             .last()
             .and_then(|(_, text)| Note::parse(text).ok())
             .and_then(|n| Checkpoint::parse(&n.text).ok())
             .map_or(0, |c| c.size);
-        let substantive = lines
-            .iter()
-            .skip(usize::try_from(checkpointed).unwrap_or(usize::MAX))
-            .filter(|line| {
+        let mut frontier = Frontier::default();
+        let mut prev = [0u8; 32];
+        let mut witnessed = WitnessState::default();
+        let mut substantive = 0;
+        for line in &lines {
+            prev = leaf_hash(line);
+            let after_checkpoint = frontier.size() >= checkpointed;
+            frontier.push(prev);
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(entry) => {
+                    remember_witnessed(&mut witnessed, &entry.event);
+                    if after_checkpoint && !entry.event.is_bookkeeping() {
+                        substantive += 1;
+                    }
+                }
                 // A line that does not parse counts: better a checkpoint too many.
-                serde_json::from_slice::<Entry>(line).map_or(true, |e| !e.event.is_bookkeeping())
-            })
-            .count() as u64;
+                Err(_) if after_checkpoint => substantive += 1,
+                Err(_) => {}
+            }
+        }
         sync_dir(dir)?;
         Ok((
             Self {

@@ -613,6 +613,42 @@ fn cosignatures_name_their_witnesses() {
     assert_checkpoint(net.verify(), "forged or altered cosignature");
 }
 
+/// Bookkeeping lines (witnessing, connections) after the last checkpoint call for no new one,
+/// across a restart too; any other line does.
+#[test]
+fn only_substantive_lines_call_for_a_checkpoint() {
+    let net = Net::new();
+    let mut log = net.log(5);
+    assert_eq!(log.unchecked_substantive(), 0);
+    log.append(
+        NOW + 10,
+        Event::Witnessed {
+            origin: log_origin(&net.roster.network, &code("CV")),
+            size: 3,
+            root: "AAAA".into(),
+        },
+    )
+    .unwrap();
+    log.append(
+        NOW + 11,
+        Event::PeerConnected {
+            peer: "CV".into(),
+            addr: "127.0.0.1:1".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!((log.unchecked(), log.unchecked_substantive()), (2, 0));
+    drop(log);
+    let (mut log, _) = AuditLog::open(&net.dir, &net.origin()).unwrap();
+    assert_eq!((log.unchecked(), log.unchecked_substantive()), (2, 0));
+    log.append(NOW + 12, Event::NodeStopped {}).unwrap();
+    drop(log);
+    let (mut log, _) = AuditLog::open(&net.dir, &net.origin()).unwrap();
+    assert_eq!((log.unchecked(), log.unchecked_substantive()), (3, 1));
+    log.checkpoint(&net.br).unwrap().unwrap();
+    assert_eq!(log.unchecked_substantive(), 0);
+}
+
 /// Two witnesses whose answers arrive at the same moment both keep their cosignature (the
 /// rewrite of the checkpoint went through one shared temporary file, and one of the two was
 /// lost or failed with "No such file").

@@ -138,6 +138,19 @@ impl Backoff {
     }
 }
 
+/// The neighbours asked to witness the checkpoint of `size`: at most `n` of `peers`, a window
+/// that moves with the checkpoint so that over several checkpoints every neighbour witnesses
+/// some (a stuck or dishonest witness cannot be the only one forever), in code order.
+pub(crate) fn witnesses_for(peers: &[BureauCode], size: u64, n: usize) -> Vec<BureauCode> {
+    let mut peers = peers.to_vec();
+    peers.sort();
+    if peers.len() <= n {
+        return peers;
+    }
+    let start = usize::try_from(size % peers.len() as u64).unwrap_or(0);
+    peers.iter().cycle().skip(start).take(n).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use estafette_packet::{BureauEntry, EncryptionPublicKey, NetworkName, SigningPublicKey};
@@ -251,5 +264,29 @@ mod tests {
             b.delay(12, 7) >= Duration::from_secs(150),
             "capped at 5 min, never below half of it"
         );
+    }
+
+    fn witness_codes(c: &[&str]) -> Vec<BureauCode> {
+        c.iter().copied().map(code).collect()
+    }
+
+    /// At most `n` witnesses per checkpoint, and over consecutive checkpoints every neighbour.
+    #[test]
+    fn witnesses_are_capped_and_rotate() {
+        let peers = witness_codes(&["NG", "BR", "GH", "CV", "SN"]);
+        assert_eq!(
+            witnesses_for(&peers[..2], 7, 3),
+            witness_codes(&["BR", "NG"])
+        );
+        assert!(witnesses_for(&peers, 7, 0).is_empty());
+        let mut seen = Vec::new();
+        for size in 0..5 {
+            let w = witnesses_for(&peers, size, 3);
+            assert_eq!(w.len(), 3, "{w:?}");
+            seen.extend(w);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, witness_codes(&["BR", "CV", "GH", "NG", "SN"]));
     }
 }
